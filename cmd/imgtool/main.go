@@ -1,0 +1,3 @@
+package main
+import _ "github.com/spf13/cobra"
+func main(){}
