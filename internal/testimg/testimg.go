@@ -8,6 +8,8 @@ package testimg
 
 import (
 	"bytes"
+	"compress/gzip"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -184,3 +186,55 @@ func CopyInto(t testing.TB, dst, src string, off int64) {
 }
 
 func itoa(v int64) string { return strconv.FormatInt(v, 10) }
+
+// CorpusDir returns the folder of corrupted filesystem images kept beside the
+// repository (shared/corpus/SUB), skipping (failing in strict mode) when it
+// is absent. SUB is "e2fsprogs" or "dosfstools".
+func CorpusDir(t testing.TB, sub string) string {
+	t.Helper()
+	root, err := repoRoot()
+	if err != nil {
+		Skip(t, "corpus: %v", err)
+	}
+	dir := filepath.Join(filepath.Dir(root), "shared", "corpus", sub)
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		Skip(t, "corpus folder %s not found", dir)
+	}
+	return dir
+}
+
+// Gunzip reads a gzip file whole. Corpus images are small.
+func Gunzip(t testing.TB, path string) []byte {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	b, err := io.ReadAll(io.LimitReader(zr, 1<<30))
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return b
+}
+
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", os.ErrNotExist
+		}
+		dir = parent
+	}
+}
