@@ -13,7 +13,7 @@ const (
 	NumEntries        = 4   // partition entries in an MBR or EBR
 	BootSignatureOff  = 510 // offset of the 0x55 0xAA signature
 	BootSignature     = 0xAA55
-	MinSectorSize     = 512 // the record is always 512 bytes, even on 4096-byte disks
+	MinSectorSize     = 512  // the record is always 512 bytes, even on 4096-byte disks
 	StatusActive      = 0x80 // "bootable" status
 	StatusInactive    = 0x00
 	maxChainLength    = 256 // EBRs followed before the chain is declared too long
