@@ -65,6 +65,9 @@ filesystems without root, loop devices or mounting.` + "\n" + exitStatusHelp,
 	})
 	root.AddCommand(
 		newInspectCmd(g),
+		newLsCmd(g),
+		newCatCmd(g),
+		newGetCmd(g),
 		newVersionCmd(g),
 	)
 	for _, c := range root.Commands() {
