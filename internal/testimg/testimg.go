@@ -238,3 +238,23 @@ func repoRoot() (string, error) {
 		dir = parent
 	}
 }
+
+// RunEnv is Run with extra environment variables ("NAME=value") that take
+// precedence over Run's defaults, e.g. LC_ALL=C.UTF-8 so that mtools keeps
+// non-ASCII file names.
+func RunEnv(t testing.TB, env []string, name string, args ...string) string {
+	t.Helper()
+	p, err := LookPath(name)
+	if err != nil {
+		Skip(t, "%s not installed", name)
+	}
+	cmd := exec.Command(p, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.Env = append(os.Environ(), "LC_ALL=C", "MTOOLS_SKIP_CHECK=1")
+	cmd.Env = append(cmd.Env, env...)
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%s %s: %v\n%s%s", name, strings.Join(args, " "), err, stdout.String(), stderr.String())
+	}
+	return stdout.String()
+}
