@@ -10,7 +10,8 @@ declare -A pkgs=(
   [qemu-img]=qemu-utils [fusermount3]=fuse3 [e2cp]=e2tools [rsync]=rsync
   [getfattr]=attr [setfattr]=attr [xz]=xz-utils [zstd]=zstd [pigz]=pigz
   [bmaptool]=bmap-tools [fuse2fs]=fuse2fs [blkid]=util-linux [losetup]=mount
-  [mkswap]=util-linux
+  [mkswap]=util-linux [img2simg]=android-sdk-libsparse-utils [simg2img]=android-sdk-libsparse-utils
+  [qemu-io]=qemu-utils [bzip2]=bzip2 [zip]=zip [unzip]=unzip
 )
 
 missing=()
