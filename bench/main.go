@@ -40,8 +40,11 @@ type env struct {
 type row struct {
 	name  string
 	setup func(e *env) error // optional, run once before timing
-	ours  func(e *env) []string
-	peer  func(e *env) [][]string
+	// teardown, optional, runs after the row (also when it failed), to
+	// release what setup made (loop devices).
+	teardown func(e *env)
+	ours     func(e *env) []string
+	peer     func(e *env) [][]string
 }
 
 type measure struct {
@@ -145,6 +148,9 @@ func (e *env) readLayout() error {
 }
 
 func runRow(e *env, r row, runs int, res *result) error {
+	if r.teardown != nil {
+		defer r.teardown(e)
+	}
 	if r.setup != nil {
 		if err := r.setup(e); err != nil {
 			return fmt.Errorf("setup: %w", err)

@@ -396,7 +396,7 @@ func (w *writer) run(parent context.Context, segs []segment) (string, error) {
 	defer cancel()
 
 	var stream io.ReadCloser
-	if s, ok := w.img.(Streamer); ok {
+	if s, ok := image.As[Streamer](w.img); ok {
 		rc, err := s.Stream()
 		if err != nil {
 			return "", fmt.Errorf("flash: opening the image stream: %w", err)

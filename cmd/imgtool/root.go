@@ -69,6 +69,8 @@ filesystems without root, loop devices or mounting.` + "\n" + exitStatusHelp,
 		newCatCmd(g),
 		newGetCmd(g),
 		newVersionCmd(g),
+		newMountCmd(g), newUmountCmd(g),
+		newDevicesCmd(g), newFlashCmd(g), newReadCmd(g),
 	)
 	for _, c := range root.Commands() {
 		if c.Args != nil {

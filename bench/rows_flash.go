@@ -1,0 +1,152 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+)
+
+// Rows for flash and read. They need root and loop devices: setup attaches
+// a loop device to a sparse file of the image's size under the bench
+// folder (or to the image itself, read-only, for read), teardown detaches
+// it.
+
+// loops are the loop devices made by setup, by row name.
+var loops = map[string]string{}
+
+// attachLoop attaches a loop device to file (read-only when ro).
+func attachLoop(file string, ro bool) (string, error) {
+	args := []string{"-f", "--show"}
+	if ro {
+		args = append(args, "-r")
+	}
+	out, err := exec.Command("losetup", append(args, file)...).Output()
+	if err != nil {
+		return "", fmt.Errorf("losetup (needs root): %w", err)
+	}
+	dev := strings.TrimSpace(string(out))
+	if !strings.HasPrefix(dev, "/dev/loop") {
+		return "", fmt.Errorf("losetup gave %q", dev)
+	}
+	return dev, nil
+}
+
+// targetLoop returns a setup that attaches a loop device to a new sparse
+// file as large as the image.
+func targetLoop(name string) func(e *env) error {
+	return func(e *env) error {
+		fi, err := os.Stat(e.img)
+		if err != nil {
+			return err
+		}
+		file := filepath.Join(e.dir, "flash-target.img")
+		os.Remove(file)
+		f, err := os.Create(file)
+		if err != nil {
+			return err
+		}
+		err = f.Truncate(fi.Size())
+		f.Close()
+		if err != nil {
+			return err
+		}
+		dev, err := attachLoop(file, false)
+		loops[name] = dev
+		return err
+	}
+}
+
+// bmapSetup makes the image's .bmap once, then the target loop.
+func bmapSetup(name string) func(e *env) error {
+	return func(e *env) error {
+		bm := e.img + ".bmap"
+		if _, err := os.Stat(bm); err != nil {
+			if out, err := exec.Command("bmaptool", "create", "-o", bm, e.img).CombinedOutput(); err != nil {
+				os.Remove(bm)
+				return fmt.Errorf("bmaptool create: %v: %s", err, firstLine(string(out)))
+			}
+		}
+		return targetLoop(name)(e)
+	}
+}
+
+func detach(name string) func(e *env) {
+	return func(e *env) {
+		if dev := loops[name]; dev != "" {
+			exec.Command("losetup", "-d", dev).Run()
+			delete(loops, name)
+		}
+		os.Remove(filepath.Join(e.dir, "flash-target.img"))
+		os.Remove(filepath.Join(e.dir, "read-ours.img"))
+		os.Remove(filepath.Join(e.dir, "read-dd.img"))
+	}
+}
+
+const (
+	rowFlashDD      = "flash vs dd bs=4M oflag=direct conv=fsync"
+	rowFlashBmap    = "flash (filesystem map) vs bmaptool copy"
+	rowFlashBmapArg = "flash --bmap --no-verify vs bmaptool copy"
+	rowRead         = "read (to .img) vs dd bs=4M conv=fsync"
+)
+
+func init() {
+	rows = append(rows,
+		row{
+			// Ours writes only what the filesystems use, then reads it back
+			// to verify; dd writes every byte and does not verify.
+			name:     rowFlashDD,
+			setup:    targetLoop(rowFlashDD),
+			teardown: detach(rowFlashDD),
+			ours: func(e *env) []string {
+				return []string{e.imgtool, "flash", "--yes", e.img, loops[rowFlashDD]}
+			},
+			peer: func(e *env) [][]string {
+				return [][]string{{"dd", "if=" + e.img, "of=" + loops[rowFlashDD], "bs=4M", "oflag=direct", "conv=fsync", "status=none"}}
+			},
+		},
+		row{
+			// Both write a block map; ours also reads the device back.
+			name:     rowFlashBmap,
+			setup:    bmapSetup(rowFlashBmap),
+			teardown: detach(rowFlashBmap),
+			ours: func(e *env) []string {
+				return []string{e.imgtool, "flash", "--yes", e.img, loops[rowFlashBmap]}
+			},
+			peer: func(e *env) [][]string {
+				return [][]string{{"bmaptool", "-q", "copy", "--bmap", e.img + ".bmap", e.img, loops[rowFlashBmap]}}
+			},
+		},
+		row{
+			// The same .bmap, checksums checked while writing, no read-back:
+			// the same job as bmaptool copy.
+			name:     rowFlashBmapArg,
+			setup:    bmapSetup(rowFlashBmapArg),
+			teardown: detach(rowFlashBmapArg),
+			ours: func(e *env) []string {
+				return []string{e.imgtool, "flash", "--yes", "--no-verify", "--bmap", e.img + ".bmap", e.img, loops[rowFlashBmapArg]}
+			},
+			peer: func(e *env) [][]string {
+				return [][]string{{"bmaptool", "-q", "copy", "--bmap", e.img + ".bmap", e.img, loops[rowFlashBmapArg]}}
+			},
+		},
+		row{
+			// A backup of a disk holding the image: ours reads up to the end
+			// of the last partition and skips free space; dd reads it all.
+			name: rowRead,
+			setup: func(e *env) error {
+				dev, err := attachLoop(e.img, true)
+				loops[rowRead] = dev
+				return err
+			},
+			teardown: detach(rowRead),
+			ours: func(e *env) []string {
+				return []string{e.imgtool, "read", "--force", loops[rowRead], filepath.Join(e.dir, "read-ours.img")}
+			},
+			peer: func(e *env) [][]string {
+				return [][]string{{"dd", "if=" + loops[rowRead], "of=" + filepath.Join(e.dir, "read-dd.img"), "bs=4M", "conv=fsync", "status=none"}}
+			},
+		},
+	)
+}
