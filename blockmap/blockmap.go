@@ -11,8 +11,10 @@
 //   - every other partition whole (unknown content is never dropped).
 //
 // What is skipped: free space inside filesystems and the space after the
-// last partition. Ranges the image itself knows to be zero (holes) are
-// reported as zero too.
+// last partition. With Options.ZeroHoles, ranges the image itself knows to
+// be zero (holes) are reported as Zero too: right for outputs where what is
+// not written reads as zeros (sparse files, compressed and VM images), wrong
+// for a card whose old contents must be overwritten with those zeros.
 package blockmap
 
 import (
@@ -57,6 +59,9 @@ func (m *Map) DataBytes() int64 {
 type Options struct {
 	// NoVerify reads filesystems despite checksum mismatches.
 	NoVerify bool
+	// ZeroHoles also marks the image's own holes and known-zero ranges as
+	// Zero, even where a filesystem uses them.
+	ZeroHoles bool
 }
 
 // Compute builds the map of img. It reads the partition table and the
@@ -118,9 +123,11 @@ func Compute(img image.Image, opt Options) (*Map, error) {
 		m.Partitions = append(m.Partitions, pu)
 	}
 
-	holes, err := img.Extents()
-	if err != nil {
-		return nil, fmt.Errorf("blockmap: %w", err)
+	holes := []image.Extent{{Off: 0, Len: size, Kind: image.Data}}
+	if opt.ZeroHoles {
+		if holes, err = img.Extents(); err != nil {
+			return nil, fmt.Errorf("blockmap: %w", err)
+		}
 	}
 	m.Extents = build(size, keep, holes)
 	return m, nil

@@ -133,3 +133,48 @@ func TestUnknownPartitionKeptWhole(t *testing.T) {
 		t.Errorf("extents %+v", m.Extents)
 	}
 }
+
+func TestZeroHolesOption(t *testing.T) {
+	testimg.NeedTools(t, "sfdisk")
+	img := filepath.Join(t.TempDir(), "holes.img")
+	testimg.Sparse(t, img, 8<<20)
+	testimg.RunIn(t, []byte("label: dos\n2048,8192,83\n"), "sfdisk", "-q", img)
+	f, err := os.OpenFile(img, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt(bytes.Repeat([]byte{0xAB}, 4096), 2048*512) // data at the partition start only
+	f.Close()
+	src, err := image.Open(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	partEnd := int64(2048+8192) * 512
+	dataUpTo := func(m *Map) int64 {
+		var n int64
+		for _, e := range m.Extents {
+			if e.Kind == image.Data && e.Off < partEnd {
+				n += min(e.End(), partEnd) - e.Off
+			}
+		}
+		return n
+	}
+	// Without ZeroHoles the unknown partition is Data whole, holes or not:
+	// a card's old contents there must be overwritten.
+	m, err := Compute(src, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := dataUpTo(m); got != partEnd {
+		t.Errorf("without ZeroHoles: %d data bytes before the partition end, want %d", got, partEnd)
+	}
+	// With it, the holes are Zero: only the sectors that hold bytes remain.
+	mz, err := Compute(src, Options{ZeroHoles: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := dataUpTo(mz); got >= partEnd/2 || got < 4096 {
+		t.Errorf("with ZeroHoles: %d data bytes, want only the written blocks", got)
+	}
+}

@@ -208,9 +208,9 @@ func runFlash(ctx context.Context, opts flashOptions, args []string, g *globalOp
 		src = bmap.Verify(img, bm)
 	default:
 		// The image's own holes are not free space: inside a filesystem's
-		// metadata they must be written as zeros, so the map is computed
-		// from the filesystems alone.
-		m, err := blockmap.Compute(solidImage{img}, blockmap.Options{})
+		// metadata they must be written as zeros, so the map comes from the
+		// filesystems alone (no ZeroHoles).
+		m, err := blockmap.Compute(img, blockmap.Options{})
 		if err != nil {
 			sum.BlockMap = "full"
 			warn(fmt.Sprintf("cannot map the image's filesystems (%v); writing every byte", err))
@@ -520,11 +520,4 @@ func (t *truncatedStream) Stream() (io.ReadCloser, error) {
 		io.Reader
 		io.Closer
 	}{io.LimitReader(rc, t.size), rc}, nil
-}
-
-// solidImage hides an image's holes: its Extents is one Data extent.
-type solidImage struct{ image.Image }
-
-func (s solidImage) Extents() ([]image.Extent, error) {
-	return []image.Extent{{Off: 0, Len: s.Size(), Kind: image.Data}}, nil
 }

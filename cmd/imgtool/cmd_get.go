@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"imgtool/extract"
+	"imgtool/fs/meta"
 	"imgtool/internal/units"
 )
 
@@ -98,6 +99,13 @@ func runGet(ctx context.Context, opts getOptions, args []string, g *globalOption
 	res, err := extract.Copy(ctx, t.fsys, name, dest, eo)
 	if bar != nil {
 		bar.Done()
+	}
+	if h, ok := t.fsys.(meta.HiddenFS); ok {
+		// Entries the reader refused to show: unsafe names in the image.
+		for _, w := range h.Hidden() {
+			res.Warnings = append(res.Warnings, w)
+			res.Skipped++
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("get %s: %w", args[1], err)

@@ -88,6 +88,11 @@ func runLs(ctx context.Context, opts lsOptions, args []string, g *globalOptions)
 			return err
 		}
 	}
+	if h, ok := t.fsys.(meta.HiddenFS); ok {
+		for _, w := range h.Hidden() {
+			fmt.Fprintf(g.stderr, "imgtool: warning: %s\n", w)
+		}
+	}
 	if opts.json {
 		if entries == nil {
 			entries = []lsEntry{}

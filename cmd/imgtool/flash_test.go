@@ -88,7 +88,7 @@ func dataExtents(t *testing.T, path string) []image.Extent {
 		t.Fatal(err)
 	}
 	defer img.Close()
-	m, err := blockmap.Compute(solidImage{img}, blockmap.Options{})
+	m, err := blockmap.Compute(img, blockmap.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -46,7 +46,11 @@ func (f *FS) parseDirBlock(b []byte, blk int64, what string, fn dirFn) (bool, er
 				return true, corruptf(blk, what, "entry at byte %d points at inode %d beyond %d", pos, ino, f.inodes)
 			}
 			name := b[pos+dirEntryHeadSize : pos+dirEntryHeadSize+nl]
-			if validName(name) && !fn(name, ino, ft) {
+			if !validName(name) {
+				if string(name) != "." && string(name) != ".." {
+					f.hidden.Add(fmt.Sprintf("hid the entry %q (inode %d) in %s: not a safe file name", name, ino, what))
+				}
+			} else if !fn(name, ino, ft) {
 				return false, nil
 			}
 		}

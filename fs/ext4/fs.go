@@ -3,6 +3,7 @@ package ext4
 import (
 	"encoding/binary"
 	"fmt"
+	"imgtool/fs/meta"
 	"io"
 	"sync"
 )
@@ -67,6 +68,8 @@ type FS struct {
 	// their entries.
 	dirMaps       map[uint32]map[string]uint32
 	dirMapEntries int
+
+	hidden meta.HiddenLog // entries with unsafe names, for Hidden
 }
 
 // New opens the ext2/3/4 filesystem that r holds in its first size bytes.
@@ -476,3 +479,7 @@ func (f *FS) cachedDir(name string) []uint32 {
 	defer f.mu.Unlock()
 	return f.dirCache[name]
 }
+
+// Hidden describes the directory entries the reader hid because their names
+// cannot be io/fs path elements (see meta.HiddenFS).
+func (f *FS) Hidden() []string { return f.hidden.Hidden() }

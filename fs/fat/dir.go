@@ -1,6 +1,8 @@
 package fat
 
 import (
+	"fmt"
+	"imgtool/fs/meta"
 	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -47,6 +49,8 @@ type dirParser struct {
 	next  int   // sequence number expected next (count down to 1)
 	sum   uint8 // checksum the pieces carry
 	dirs  map[uint32]bool
+	// hidden, when set, records names that could not be shown.
+	hidden *meta.HiddenLog
 }
 
 func newDirParser(first uint32) *dirParser {
@@ -105,9 +109,16 @@ func (p *dirParser) entry(e []byte, off int64) {
 		name = p.longName(count)
 	}
 	if !validName(name) {
+		long := name
 		name = shortName(de.Name, de.NTRes)
 		if !validName(name) {
+			if p.hidden != nil {
+				p.hidden.Add(fmt.Sprintf("hid the entry %q at offset %d: not a safe file name", name, off))
+			}
 			return
+		}
+		if long != "" && p.hidden != nil {
+			p.hidden.Add(fmt.Sprintf("showed the entry at offset %d by its short name %q: its long name %q is not a safe file name", off, name, long))
 		}
 	}
 	n := node{

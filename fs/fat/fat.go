@@ -360,7 +360,14 @@ type FS struct {
 	dirs     map[uint32]*dirData // parsed directories by first cluster (0: fixed root)
 	cached   int                 // entries held in dirs
 	dirOwner map[uint32]uint32   // directory cluster → first cluster of its directory
+
+	hidden meta.HiddenLog // entries with unsafe names, for Hidden
 }
+
+// Hidden describes the directory entries the reader hid, or showed by their
+// short names, because their names cannot be io/fs path elements (see
+// meta.HiddenFS).
+func (f *FS) Hidden() []string { return f.hidden.Hidden() }
 
 // Compile-time checks of the interfaces FS implements.
 var (
@@ -372,6 +379,7 @@ var (
 	_ meta.UsageFS      = (*FS)(nil)
 	_ meta.AllocationFS = (*FS)(nil)
 	_ meta.Labeled      = (*FS)(nil)
+	_ meta.HiddenFS     = (*FS)(nil)
 )
 
 // New opens the FAT filesystem held in the first size bytes of r. It reads

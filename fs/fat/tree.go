@@ -43,6 +43,7 @@ func (f *FS) readDir(first uint32) (*dirData, error) {
 func (f *FS) loadDir(first uint32) (*dirData, error) {
 	g := f.g
 	p := newDirParser(first)
+	p.hidden = &f.hidden
 	if first == 0 && g.variant != FAT32 {
 		buf := make([]byte, g.sectorSize)
 		for off, end := g.rootOff, g.rootOff+g.rootEntries*dirEntrySize; off < end && !p.done; off += g.sectorSize {

@@ -9,7 +9,9 @@ package meta
 
 import (
 	"errors"
+	"fmt"
 	iofs "io/fs"
+	"sync"
 	"time"
 )
 
@@ -93,4 +95,55 @@ type Info struct {
 	Free          int64    // -1 when unknown
 	Features      []string // ext feature names as e2fsprogs spells them
 	NeedsRecovery bool     // ext3/4 journal needs replay
+}
+
+// HiddenFS is implemented by readers that hide directory entries whose
+// names cannot be an io/fs path element ("", ".", "..", names holding '/'
+// or NUL) — names a damaged or hostile image may hold. Hidden describes each
+// such entry once, so that tools can warn about what they did not show.
+type HiddenFS interface {
+	Hidden() []string
+}
+
+// maxHidden bounds what a HiddenLog keeps.
+const maxHidden = 1000
+
+// HiddenLog records hidden entries for a reader's Hidden method. The zero
+// value is ready; it is safe for concurrent use and keeps at most 1000
+// distinct descriptions.
+type HiddenLog struct {
+	mu    sync.Mutex
+	seen  map[string]bool
+	order []string
+	extra int
+}
+
+// Add records one hidden entry described by desc.
+func (h *HiddenLog) Add(desc string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.seen[desc] {
+		return
+	}
+	if len(h.order) >= maxHidden {
+		h.extra++
+		return
+	}
+	if h.seen == nil {
+		h.seen = map[string]bool{}
+	}
+	h.seen[desc] = true
+	h.order = append(h.order, desc)
+}
+
+// Hidden returns the descriptions in the order they were found, with a last
+// line counting those beyond the bound.
+func (h *HiddenLog) Hidden() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := append([]string(nil), h.order...)
+	if h.extra > 0 {
+		out = append(out, fmt.Sprintf("… and %d further reports not kept", h.extra))
+	}
+	return out
 }
