@@ -64,7 +64,8 @@ func main() {
 	imgtool := flag.String("imgtool", "bin/imgtool", "imgtool binary to measure")
 	runs := flag.Int("runs", 5, "timed runs per command (the median is reported)")
 	sizeMiB := flag.Int("size", 4096, "size of the Pi-like image in MiB")
-	dataMiB := flag.Int("data", 512, "MiB of file data (and as much stale data) in its root filesystem")
+	dataMiB := flag.Int("data", 300, "MiB of file data (and as much stale data) in its root filesystem")
+	many := flag.Int("many", 50000, "small files in the root filesystem (for listing rows)")
 	dir := flag.String("dir", "bench/out", "folder for the image and the results")
 	only := flag.String("rows", "", "comma-separated row name prefixes to run (default all)")
 	flag.Parse()
@@ -78,10 +79,10 @@ func main() {
 		fatal(err)
 	}
 	e := &env{imgtool: bin, dir: *dir}
-	e.img = filepath.Join(*dir, fmt.Sprintf("pi-%dM-%dM.img", *sizeMiB, *dataMiB))
+	e.img = filepath.Join(*dir, fmt.Sprintf("pi-%dM-%dM-%d.img", *sizeMiB, *dataMiB, *many))
 	if _, err := os.Stat(e.img); err != nil {
 		fmt.Fprintf(os.Stderr, "bench: building %s …\n", e.img)
-		cmd := exec.Command("scripts/sample-image.sh", e.img, fmt.Sprint(*sizeMiB), fmt.Sprint(*dataMiB))
+		cmd := exec.Command("scripts/sample-image.sh", e.img, fmt.Sprint(*sizeMiB), fmt.Sprint(*dataMiB), fmt.Sprint(*many))
 		cmd.Stderr = os.Stderr
 		if err := cmd.Run(); err != nil {
 			os.Remove(e.img)

@@ -2,17 +2,19 @@
 # Makes a small Raspberry Pi–like image: an MBR with a FAT32 boot partition
 # (config.txt, cmdline.txt) and an ext4 root partition (a little /etc, /home).
 #
-#   scripts/sample-image.sh OUT.img [SIZE_MIB] [ROOT_DATA_MIB]
+#   scripts/sample-image.sh OUT.img [SIZE_MIB] [ROOT_DATA_MIB] [MANY_FILES]
 #
 # SIZE_MIB defaults to 256; ROOT_DATA_MIB (default 8) MiB of files are put in
 # the root filesystem, and as much stale data is left in its free blocks, as
-# on a real card that has been used for a while.
+# on a real card that has been used for a while. MANY_FILES (default 0)
+# small files are added under /usr/share/many (for listing benchmarks).
 set -euo pipefail
 export PATH="$PATH:/usr/sbin:/sbin" MTOOLS_SKIP_CHECK=1 LC_ALL=C
 
 out=${1:?usage: sample-image.sh OUT.img [SIZE_MIB] [ROOT_DATA_MIB]}
 size_mib=${2:-256}
 data_mib=${3:-8}
+many=${4:-0}
 boot_start=8192            # sectors (4 MiB)
 boot_sectors=$((256 * 2048)) # 256 MiB like Raspberry Pi OS, smaller for tiny images
 [ "$size_mib" -lt 600 ] && boot_sectors=$((64 * 2048))
@@ -44,6 +46,15 @@ if [ "$data_mib" -gt 0 ]; then
   head -c $((data_mib * 1048576)) /dev/urandom >"$r/usr/bin/big.bin"
 fi
 for i in $(seq 1 200); do echo "log line $i" >"$r/var/log/syslog.$i"; done
+if [ "$many" -gt 0 ]; then
+  d=0
+  while [ $((d * 100)) -lt "$many" ]; do
+    dir="$r/usr/share/many/d$d"
+    mkdir -p "$dir"
+    (cd "$dir" && touch $(seq -f 'f%g' 1 100))
+    d=$((d + 1))
+  done
+fi
 [ "$(id -u)" -eq 0 ] && chown -R 1000:1000 "$r/home/pi"
 
 rm -f "$out"
