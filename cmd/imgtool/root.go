@@ -5,11 +5,23 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"imgtool/image"
+	"imgtool/image/bzip2"
+	"imgtool/image/gzip"
+	"imgtool/image/qcow2"
+	"imgtool/image/simg"
+	"imgtool/image/vhd"
+	"imgtool/image/vhdx"
+	"imgtool/image/vmdk"
+	"imgtool/image/xz"
+	imgzip "imgtool/image/zip"
+	"imgtool/image/zstd"
+	"imgtool/shrink"
 )
 
 // Exit statuses, documented in the root command's help.
@@ -71,6 +83,7 @@ filesystems without root, loop devices or mounting.` + "\n" + exitStatusHelp,
 		newVersionCmd(g),
 		newMountCmd(g), newUmountCmd(g),
 		newDevicesCmd(g), newFlashCmd(g), newReadCmd(g),
+		newShrinkCmd(g),
 	)
 	for _, c := range root.Commands() {
 		if c.Args != nil {
@@ -119,12 +132,37 @@ func isCobraUsage(err error) bool {
 }
 
 // openImage opens an image file or device with every container format
-// imgtool knows.
+// imgtool knows. "ARCHIVE.zip:MEMBER" names a member of a zip archive (when
+// the whole string is not itself an existing file). An image that an
+// interrupted imgtool shrink left half-changed (it has an undo log next to
+// it) is restored first.
 func openImage(path string) (image.Image, error) {
-	return image.Open(path, image.WithFormats(imageFormats()...))
+	var zipOpts []imgzip.Option
+	if _, err := os.Stat(path); err != nil {
+		if i := strings.LastIndex(strings.ToLower(path), ".zip:"); i > 0 {
+			zipOpts = append(zipOpts, imgzip.WithMember(path[i+5:]))
+			path = path[:i+4]
+		}
+	}
+	if _, err := shrink.RecoverIfNeeded(path); err != nil {
+		return nil, err
+	}
+	return image.Open(path, image.WithFormats(imageFormats(zipOpts...)...))
 }
 
-// imageFormats lists the container formats probed before raw.
-func imageFormats() []image.Format {
-	return nil
+// imageFormats lists the container formats probed before raw. Each
+// recognises its input by content (magic numbers), never by name.
+func imageFormats(zipOpts ...imgzip.Option) []image.Format {
+	return []image.Format{
+		xz.Format,
+		zstd.Format,
+		gzip.Format,
+		bzip2.Format,
+		imgzip.NewFormat(zipOpts...),
+		qcow2.Format,
+		vhdx.Format,
+		vmdk.Format,
+		simg.Format,
+		vhd.Format, // its footer is at the end: tried after the formats with a header
+	}
 }
