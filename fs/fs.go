@@ -53,7 +53,15 @@ type FS interface {
 type Options struct {
 	// NoVerify reads ext4 metadata even when its checksums do not match.
 	NoVerify bool
+	// NoReplay reads an ext3/4 filesystem whose journal needs recovery as
+	// it is on disk. By default the journal is replayed into memory first
+	// (the image is not changed), so that reads see the latest committed
+	// state, as the kernel would after mounting.
+	NoReplay bool
 }
+
+// maxReplayMemory caps the memory a journal replay for reading may use.
+const maxReplayMemory = 512 << 20
 
 // Identify reports what filesystem the bytes hold, from its header alone.
 // It returns an error wrapping ErrUnknown (joined with each prober's reason)
@@ -88,6 +96,17 @@ func Open(r io.ReaderAt, size int64, opt Options) (FS, *meta.Info, error) {
 		var opts []ext4.Option
 		if opt.NoVerify {
 			opts = append(opts, ext4.WithoutVerify())
+		}
+		if info.NeedsRecovery && !opt.NoReplay {
+			f, note := openReplayed(r, size, opts)
+			if f != nil {
+				return f, info, nil
+			}
+			plain, err := ext4.New(r, size, opts...)
+			if err != nil {
+				return nil, info, err
+			}
+			return notedFS{FS: plain, note: note}, info, nil
 		}
 		f, err := ext4.New(r, size, opts...)
 		if err != nil {
@@ -136,4 +155,30 @@ func identifySwap(r io.ReaderAt, size int64) (*meta.Info, error) {
 		return info, nil
 	}
 	return nil, fmt.Errorf("fs: no swap signature: %w", meta.ErrWrongType)
+}
+
+// notedFS is an ext4 filesystem whose journal needed recovery, with a note
+// on what was done about it (replayed in memory, or why not).
+type notedFS struct {
+	*ext4.FS
+	note string
+}
+
+// Warnings returns the reader's warnings and the note.
+func (f notedFS) Warnings() []string { return append(f.FS.Warnings(), f.note) }
+
+// openReplayed replays the journal of an ext3/4 filesystem into a
+// copy-on-write overlay in memory and opens the result. On failure it
+// returns a nil FS and a note saying why the journal was not replayed.
+func openReplayed(r io.ReaderAt, size int64, opts []ext4.Option) (FS, string) {
+	ov := newOverlay(r, size, maxReplayMemory)
+	stats, err := ext4.Replay(ov, size)
+	if err != nil {
+		return nil, fmt.Sprintf("the journal needs recovery but could not be replayed in memory (%v): recent changes may be missing", err)
+	}
+	f, err := ext4.New(ov, size, opts...)
+	if err != nil {
+		return nil, fmt.Sprintf("the journal was replayed in memory but the result does not open (%v); reading the filesystem as it is on disk", err)
+	}
+	return notedFS{FS: f, note: fmt.Sprintf("the journal needed recovery: %d transactions (%d blocks) replayed in memory; the image itself is unchanged", stats.Transactions, stats.Replayed)}, ""
 }

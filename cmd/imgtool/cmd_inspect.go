@@ -18,6 +18,7 @@ type inspectOptions struct {
 	fits     string
 	counters bool
 	noVerify bool
+	sha256   string
 }
 
 func newInspectCmd(g *globalOptions) *cobra.Command {
@@ -45,6 +46,7 @@ vendors count): an "8 GB" card is --fits 8GB.`,
 	f.StringVar(&opts.fits, "fits", "", "say whether the image fits on a card of this `SIZE` (e.g. 7.4G, 8GB)")
 	f.BoolVar(&opts.counters, "counters", false, "take used/free from the filesystem headers instead of reading the allocation maps")
 	f.BoolVar(&opts.noVerify, "no-verify", false, "read filesystems even when their checksums do not match")
+	f.StringVar(&opts.sha256, "sha256", "", sha256Flag)
 	return cmd
 }
 
@@ -56,6 +58,9 @@ func runInspect(ctx context.Context, opts inspectOptions, args []string, g *glob
 			return usagef("--fits: %v", orMsg(err, "the size must be positive"))
 		}
 		card = n
+	}
+	if err := verifyInputChecksum(args[0], opts.sha256); err != nil {
+		return err
 	}
 	img, err := openImage(args[0])
 	if err != nil {
@@ -138,7 +143,7 @@ func printInspect(w io.Writer, r *inspect.Report) error {
 			for _, w := range f.Warnings {
 				fmt.Fprintf(&b, "warning: partition %d: %s\n", p.Number, w)
 			}
-			if f.NeedsRecovery {
+			if f.NeedsRecovery && len(f.Warnings) == 0 {
 				fmt.Fprintf(&b, "warning: partition %d: the journal needs recovery (the image was taken from a mounted filesystem)\n", p.Number)
 			}
 		}
