@@ -43,8 +43,11 @@ type row struct {
 	// teardown, optional, runs after the row (also when it failed), to
 	// release what setup made (loop devices).
 	teardown func(e *env)
-	ours     func(e *env) []string
-	peer     func(e *env) [][]string
+	// prepare, optional, runs before every timed run of either side
+	// (untimed), e.g. to copy a fresh image for a command that changes it.
+	prepare func(e *env) error
+	ours    func(e *env) []string
+	peer    func(e *env) [][]string
 }
 
 type measure struct {
@@ -157,11 +160,15 @@ func runRow(e *env, r row, runs int, res *result) error {
 			return fmt.Errorf("setup: %w", err)
 		}
 	}
-	ours, err := timeSteps([][]string{r.ours(e)}, runs)
+	var before func() error
+	if r.prepare != nil {
+		before = func() error { return r.prepare(e) }
+	}
+	ours, err := timeSteps([][]string{r.ours(e)}, runs, before)
 	if err != nil {
 		return fmt.Errorf("imgtool: %w", err)
 	}
-	peer, err := timeSteps(r.peer(e), runs)
+	peer, err := timeSteps(r.peer(e), runs, before)
 	if err != nil {
 		return fmt.Errorf("peer: %w", err)
 	}
@@ -174,10 +181,15 @@ func runRow(e *env, r row, runs int, res *result) error {
 
 // timeSteps runs the steps in sequence, runs times (after one warm-up run),
 // and returns the median total time and the peak RSS of any step.
-func timeSteps(steps [][]string, runs int) (measure, error) {
+func timeSteps(steps [][]string, runs int, before func() error) (measure, error) {
 	var m measure
 	var totals []time.Duration
 	for i := 0; i <= runs; i++ {
+		if before != nil {
+			if err := before(); err != nil {
+				return m, fmt.Errorf("prepare: %w", err)
+			}
+		}
 		var total time.Duration
 		for _, argv := range steps {
 			cmd := exec.Command(argv[0], argv[1:]...)

@@ -10,6 +10,7 @@ package inspect
 import (
 	"fmt"
 
+	"imgtool/expand"
 	"imgtool/fs"
 	"imgtool/image"
 	"imgtool/part"
@@ -27,6 +28,9 @@ type Report struct {
 	Partitions         []Partition `json:"partitions"`
 	Warnings           []string    `json:"warnings,omitempty"`
 	Fits               *Fits       `json:"fits,omitempty"`
+	// Expansion says how the OS grows its root filesystem on first boot
+	// and whether it will (nil when no partition holds ext2/3/4).
+	Expansion *expand.Status `json:"expansion,omitempty"`
 }
 
 // Partition is one partition and its filesystem (nil when none is
@@ -120,6 +124,7 @@ func Build(img image.Image, path string, opt Options) (*Report, error) {
 		}
 		r.Partitions = append(r.Partitions, rp)
 	}
+	r.Expansion = expansion(tbl)
 	if opt.CardSize > 0 {
 		r.Fits = &Fits{
 			CardSize:   opt.CardSize,
@@ -167,4 +172,42 @@ func describe(p part.Partition, opt Options, warnings *[]string) *Filesystem {
 	}
 	f.Size, f.Used, f.Free, f.UsageSource = u.Total, u.Used, u.Free, "bitmap"
 	return f
+}
+
+// expansion detects the first-boot expansion of the root filesystem (the
+// last ext2/3/4 partition) with the kernel command line of the first FAT
+// partition that has a cmdline.txt.
+func expansion(tbl *part.Table) *expand.Status {
+	var root, cmdline = fs.FS(nil), ""
+	haveCmdline := false
+	for _, p := range tbl.Partitions {
+		if p.Extended {
+			continue
+		}
+		sec := p.Section()
+		info, err := fs.Identify(sec, sec.Size())
+		if err != nil {
+			continue
+		}
+		switch info.Type {
+		case "ext2", "ext3", "ext4":
+			if f, _, err := fs.Open(sec, sec.Size(), fs.Options{NoVerify: true}); err == nil {
+				root = f
+			}
+		case "vfat":
+			if haveCmdline {
+				continue
+			}
+			if f, _, err := fs.Open(sec, sec.Size(), fs.Options{}); err == nil {
+				if b, err := f.ReadFile("cmdline.txt"); err == nil {
+					cmdline, haveCmdline = string(b), true
+				}
+			}
+		}
+	}
+	if root == nil {
+		return nil
+	}
+	st := expand.Detect(root, cmdline)
+	return &st
 }
