@@ -16,8 +16,11 @@
 // lookups are case-insensitive, as on FAT; a file may also be opened by its
 // short alias ("LONGFI~1.TXT").
 //
-// Not supported: writing, exFAT, code pages other than 437, time zones
-// other than UTC, and the FAT12/16 root-directory extensions of old DOS
+// Writing: OpenWriter creates, replaces, truncates and removes files and
+// directories (writer.go); ReplaceFile rewrites one file in place.
+//
+// Not supported: exFAT, code pages other than 437, time zones other than
+// UTC, and the FAT12/16 root-directory extensions of old DOS
 // versions. FileInfo.Sys() returns a *meta.Stat whose Ino is synthetic: the
 // byte offset of the file's short directory entry (1 for the root).
 //
