@@ -21,7 +21,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 )
@@ -48,6 +47,9 @@ type row struct {
 	prepare func(e *env) error
 	ours    func(e *env) []string
 	peer    func(e *env) [][]string
+	// size, optional, runs after the row and returns the size in bytes of
+	// what each side wrote (for rows that compress).
+	size func(e *env) (ours, peer int64)
 }
 
 type measure struct {
@@ -60,7 +62,10 @@ type result struct {
 	Ours  measure `json:"imgtool"`
 	Peer  measure `json:"peer"`
 	Ratio float64 `json:"ratio"`
-	Error string  `json:"error,omitempty"`
+	// Output sizes in bytes, for rows that write a file.
+	OursSize int64  `json:"imgtool_size,omitempty"`
+	PeerSize int64  `json:"peer_size,omitempty"`
+	Error    string `json:"error,omitempty"`
 }
 
 func main() {
@@ -173,6 +178,9 @@ func runRow(e *env, r row, runs int, res *result) error {
 		return fmt.Errorf("peer: %w", err)
 	}
 	res.Ours, res.Peer = ours, peer
+	if r.size != nil {
+		res.OursSize, res.PeerSize = r.size(e)
+	}
 	if peer.Median > 0 {
 		res.Ratio = float64(ours.Median) / float64(peer.Median)
 	}
@@ -202,8 +210,8 @@ func timeSteps(steps [][]string, runs int, before func() error) (measure, error)
 			if err != nil {
 				return m, fmt.Errorf("%s: %v: %s", strings.Join(argv, " "), err, firstLine(stderr.String()))
 			}
-			if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok && ru.Maxrss > m.PeakRSS {
-				m.PeakRSS = ru.Maxrss
+			if rss := peakRSS(cmd.ProcessState); rss > m.PeakRSS {
+				m.PeakRSS = rss
 			}
 		}
 		if i > 0 { // the first run warms the page cache
@@ -222,16 +230,23 @@ func firstLine(s string) string {
 
 func printResults(results []result) {
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "row\timgtool\tpeer\tratio\timgtool peak RSS\tpeer peak RSS\t")
+	fmt.Fprintln(tw, "row\timgtool\tpeer\tratio\timgtool peak RSS\tpeer peak RSS\timgtool size\tpeer size\t")
 	for _, r := range results {
 		if r.Error != "" {
-			fmt.Fprintf(tw, "%s\terror: %s\t\t\t\t\t\n", r.Row, r.Error)
+			fmt.Fprintf(tw, "%s\terror: %s\t\t\t\t\t\t\t\n", r.Row, r.Error)
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%.2f\t%.1f MiB\t%.1f MiB\t\n", r.Row, dur(r.Ours.Median), dur(r.Peer.Median), r.Ratio,
-			float64(r.Ours.PeakRSS)/1024, float64(r.Peer.PeakRSS)/1024)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%.2f\t%.1f MiB\t%.1f MiB\t%s\t%s\t\n", r.Row, dur(r.Ours.Median), dur(r.Peer.Median), r.Ratio,
+			float64(r.Ours.PeakRSS)/1024, float64(r.Peer.PeakRSS)/1024, mib(r.OursSize), mib(r.PeerSize))
 	}
 	tw.Flush()
+}
+
+func mib(n int64) string {
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
 }
 
 func dur(d time.Duration) string {

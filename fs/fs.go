@@ -27,6 +27,7 @@ import (
 	"imgtool/fs/ext4"
 	"imgtool/fs/fat"
 	"imgtool/fs/meta"
+	"imgtool/internal/cow"
 )
 
 // ErrUnknown is returned when no supported filesystem is recognised.
@@ -171,7 +172,7 @@ func (f notedFS) Warnings() []string { return append(f.FS.Warnings(), f.note) }
 // copy-on-write overlay in memory and opens the result. On failure it
 // returns a nil FS and a note saying why the journal was not replayed.
 func openReplayed(r io.ReaderAt, size int64, opts []ext4.Option) (FS, string) {
-	ov := newOverlay(r, size, maxReplayMemory)
+	ov := cow.New(r, size, maxReplayMemory)
 	stats, err := ext4.Replay(ov, size)
 	if err != nil {
 		return nil, fmt.Sprintf("the journal needs recovery but could not be replayed in memory (%v): recent changes may be missing", err)

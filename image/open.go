@@ -85,9 +85,8 @@ func probe(base *fileImage, path string, formats []Format) (Image, error) {
 		if err == nil {
 			return &owned{Image: img, base: base}, nil
 		}
-		if img != nil {
-			img.Close()
-		}
+		// A prober that fails releases what it made; img is not used (it
+		// may be a typed nil pointer in a non-nil interface).
 		if errors.Is(err, ErrWrongType) {
 			continue
 		}

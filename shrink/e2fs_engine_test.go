@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"imgtool/fs/ext4"
+	"imgtool/internal/testimg"
 )
 
 // e2fsEngine is an Engine made of e2fsprogs (resize2fs, e2fsck, debugfs)
@@ -32,7 +33,7 @@ func useEngine(t testing.TB) string {
 	real := os.Getenv("IMGTOOL_TEST_E2FS_ENGINE") == ""
 	for _, tool := range []string{"resize2fs", "e2fsck", "debugfs"} {
 		if _, err := lookTool(tool); err != nil {
-			t.Skipf("no %s for the e2fsprogs test engine", tool)
+			testimg.Skip(t, "no %s for the e2fsprogs test engine", tool)
 		}
 	}
 	old := engine
@@ -42,22 +43,7 @@ func useEngine(t testing.TB) string {
 		engine = e2
 		return "e2fsprogs"
 	}
-	if _, err := (ext4Engine{}).OpenWriter(nil, 0); errors.Is(err, ErrNoEngine) {
-		engine = withWriter{ext4Engine{}, e2}
-		return "fs/ext4 (debugfs for writing files)"
-	}
 	return "fs/ext4"
-}
-
-// withWriter is the fs/ext4 engine with the debugfs file writer, while
-// fs/ext4 has none.
-type withWriter struct {
-	ext4Engine
-	w e2fsEngine
-}
-
-func (e withWriter) OpenWriter(rw ReadWriterAt, size int64) (FileWriter, error) {
-	return e.w.OpenWriter(rw, size)
 }
 
 func lookTool(name string) (string, error) {
@@ -189,6 +175,9 @@ func (e e2fsEngine) Check(r io.ReaderAt, size int64) error {
 	}
 	return nil
 }
+
+// MarkClean uses fs/ext4's: e2fsck -n does not write.
+func (e e2fsEngine) MarkClean(rw ReadWriterAt, size int64) error { return ext4.MarkClean(rw, size) }
 
 func lastLines(s string) string {
 	l := strings.Split(strings.TrimSpace(s), "\n")

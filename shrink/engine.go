@@ -34,6 +34,9 @@ type Engine interface {
 	// Check checks the filesystem's consistency; a non-nil error says
 	// what is wrong.
 	Check(r io.ReaderAt, size int64) error
+	// MarkClean records a clean Check in the filesystem (as e2fsck does),
+	// so that a backup copied while mounted can be shrunk.
+	MarkClean(rw ReadWriterAt, size int64) error
 	// OpenWriter opens the filesystem for writing small files.
 	OpenWriter(rw ReadWriterAt, size int64) (FileWriter, error)
 }

@@ -2,6 +2,7 @@ package shrink
 
 import (
 	"io"
+	iofs "io/fs"
 
 	"imgtool/fs/ext4"
 )
@@ -45,7 +46,23 @@ func (ext4Engine) Check(r io.ReaderAt, size int64) error {
 	return rep.Err()
 }
 
-func (ext4Engine) OpenWriter(ReadWriterAt, int64) (FileWriter, error) { return nil, ErrNoEngine }
+func (ext4Engine) MarkClean(rw ReadWriterAt, size int64) error { return ext4.MarkClean(rw, size) }
+
+func (ext4Engine) OpenWriter(rw ReadWriterAt, size int64) (FileWriter, error) {
+	w, err := ext4.OpenWriter(rw, size)
+	if err != nil {
+		return nil, err
+	}
+	return ext4FileWriter{w}, nil
+}
+
+// ext4FileWriter adapts ext4.Writer to FileWriter: directories are made
+// owned by root.
+type ext4FileWriter struct{ *ext4.Writer }
+
+func (w ext4FileWriter) Mkdir(path string, mode iofs.FileMode) error {
+	return w.Writer.Mkdir(path, mode, 0, 0)
+}
 
 // shrinkProgress reports fs/ext4's block counts as a "move" phase.
 type shrinkProgress struct {

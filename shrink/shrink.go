@@ -34,6 +34,7 @@ import (
 	"imgtool/expand"
 	"imgtool/fs"
 	"imgtool/fs/meta"
+	"imgtool/internal/cow"
 	"imgtool/part"
 	"imgtool/shrink/undo"
 )
@@ -204,10 +205,25 @@ func plan(r io.ReaderAt, size int64, opts Options) (*layout, error) {
 }
 
 // planExt sizes the shrunk ext2/3/4 filesystem of the last partition.
+// maxPlanMemory caps the memory a journal replayed for planning may use.
+const maxPlanMemory = 512 << 20
+
 func planExt(l *layout, sec io.ReaderAt, opts Options) error {
 	bs := l.BlockSize
 	if bs <= 0 {
 		return fmt.Errorf("shrink: partition %d: bad block size", l.Partition)
+	}
+	if l.NeedsRecovery {
+		// Plan on what the filesystem will be once its journal is
+		// replayed: replay it into memory, leaving the image as it is.
+		ov := cow.New(sec, l.PartSize, maxPlanMemory)
+		if err := engine.Replay(ov, l.PartSize); err != nil && !errors.Is(err, ErrNoEngine) {
+			return fmt.Errorf("shrink: partition %d: replaying the journal: %w (run e2fsck on it first)", l.Partition, err)
+		}
+		if _, err := engine.ReleaseOrphans(ov, l.PartSize); err != nil && !errors.Is(err, ErrNoEngine) {
+			return fmt.Errorf("shrink: partition %d: releasing orphan inodes: %w", l.Partition, err)
+		}
+		sec = ov
 	}
 	minBlocks, err := engine.MinSize(sec, l.PartSize)
 	if err != nil {
@@ -331,6 +347,9 @@ func apply(ctx context.Context, lg *undo.Log, opts Options, prog Progress) (*Res
 		res.OrphansReleased = n
 		if err := engine.Check(prw, last.Size); err != nil && !errors.Is(err, ErrNoEngine) {
 			return nil, fmt.Errorf("%w: partition %d: %v (run e2fsck -f on it first)", ErrCheck, last.Number, err)
+		}
+		if err := engine.MarkClean(prw, last.Size); err != nil && !errors.Is(err, ErrNoEngine) {
+			return nil, fmt.Errorf("shrink: partition %d: %w", last.Number, err)
 		}
 		if res.Replayed || n > 0 {
 			if l, err = plan(lg, size, opts); err != nil {

@@ -29,6 +29,7 @@ type flashOptions struct {
 	noVerify      bool
 	checkCapacity bool
 	json          bool
+	sha256        string
 }
 
 // largeDisk is the size above which a target is unusual for an SD card or
@@ -83,6 +84,7 @@ Ctrl-C stops cleanly; the disk then holds an incomplete image.`,
 	f.BoolVar(&opts.noVerify, "no-verify", false, "do not read the disks back to compare")
 	f.BoolVar(&opts.checkCapacity, "check-capacity", false, "first test each disk for fake capacity (DESTROYS its content)")
 	f.BoolVar(&opts.json, "json", false, "print a JSON summary")
+	f.StringVar(&opts.sha256, "sha256", "", sha256Flag)
 	return cmd
 }
 
@@ -129,6 +131,9 @@ func runFlash(ctx context.Context, opts flashOptions, args []string, g *globalOp
 	notice := func(msg string) { say("note", &sum.Notices, msg) }
 	warn := func(msg string) { say("warning", &sum.Warnings, msg) }
 
+	if err := verifyInputChecksum(imgPath, opts.sha256); err != nil {
+		return err
+	}
 	img, err := openImage(imgPath)
 	if err != nil {
 		return err

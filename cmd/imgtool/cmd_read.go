@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"imgtool/blockmap"
+	"imgtool/convert"
 	"imgtool/flash"
 	"imgtool/image"
 	"imgtool/inspect"
@@ -42,8 +43,9 @@ By default only the bytes up to the end of the last partition are read, and the 
 space inside FAT and ext2/3/4 filesystems is not copied: it becomes holes in OUTPUT
 (a sparse file), as do all-zero blocks. --all reads every byte of the disk.
 
-OUTPUT is a raw image (.img); its name chooses the format, and other formats are not
-available yet. An existing OUTPUT is not replaced without --force.
+OUTPUT's name chooses the format: a raw image (.img), or compressed (.img.xz, .img.gz,
+.img.zst) or VM (.qcow2) as imgtool convert writes them. An existing OUTPUT is not
+replaced without --force.
 
 Reading a disk whose partitions are mounted read-write gives a backup that may be
 inconsistent (files can change while they are read): imgtool warns, and the --json
@@ -143,7 +145,7 @@ func runRead(ctx context.Context, opts readOptions, args []string, g *globalOpti
 	ranges := dataRanges(ext, end)
 	sum.Size = end
 
-	out, err := createOutput(dst, format, opts.force)
+	out, err := createOutput(dst, format, opts.force, end, ranges)
 	if err != nil {
 		return err
 	}
@@ -339,30 +341,112 @@ func outputFormat(path string) string {
 	return "raw"
 }
 
-// createOutput creates OUTPUT in the given format. This is the one place
-// where other output formats (compressed, VM images) plug in.
-func createOutput(path, format string, force bool) (output, error) {
-	switch format {
-	case "raw":
-		flag := os.O_RDWR | os.O_CREATE | os.O_EXCL
-		if force {
-			flag = os.O_RDWR | os.O_CREATE | os.O_TRUNC
+// createOutput creates OUTPUT in the given format for an image of size
+// bytes whose data lies in ranges (in order); the rest reads as zeros.
+// This is the one place where output formats plug in: raw images are
+// written in place with holes, the others (compressed, VM images) through
+// package convert's sequential writers.
+func createOutput(path, format string, force bool, size int64, ranges []image.Extent) (output, error) {
+	flag := os.O_RDWR | os.O_CREATE | os.O_EXCL
+	if force {
+		flag = os.O_RDWR | os.O_CREATE | os.O_TRUNC
+	}
+	var cf convert.Format
+	if format != "raw" {
+		var ok bool
+		if cf, ok = convert.Lookup(format); !ok {
+			return nil, fmt.Errorf("format %s is not supported for output; write one of %s", format, strings.Join(convert.Names(), ", "))
 		}
-		f, err := os.OpenFile(path, flag, 0o644)
-		if errors.Is(err, os.ErrExist) {
-			return nil, fmt.Errorf("%s already exists; pass --force to replace it, or give another name", path)
-		}
-		if err != nil {
-			return nil, err
-		}
-		if fi, err := f.Stat(); err == nil && !fi.Mode().IsRegular() {
-			f.Close()
-			return nil, fmt.Errorf("%s is not a regular file; give the name of an image file to create", path)
-		}
+	}
+	f, err := os.OpenFile(path, flag, 0o644)
+	if errors.Is(err, os.ErrExist) {
+		return nil, fmt.Errorf("%s already exists; pass --force to replace it, or give another name", path)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if fi, err := f.Stat(); err == nil && !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("%s is not a regular file; give the name of an image file to create", path)
+	}
+	if format == "raw" {
 		return rawOutput{f}, nil
 	}
-	return nil, fmt.Errorf("format %s is not supported yet; write a .img", format)
+	ext := convert.Layout(ranges, size)
+	w, err := cf.New(f, size, ext, convert.Options{})
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &convertOutput{f: f, w: w, ext: ext}, nil
 }
+
+// convertOutput feeds the in-order writes of copyRanges to a sequential
+// convert.Writer: the bytes of the data ranges that were not written (zero
+// blocks) are sent as zeros.
+type convertOutput struct {
+	f   *os.File
+	w   convert.Writer
+	ext []image.Extent
+	ei  int
+	pos int64
+}
+
+// fill sends zeros for the data bytes before off.
+func (o *convertOutput) fill(off int64) error {
+	for o.ei < len(o.ext) && o.pos < off {
+		e := o.ext[o.ei]
+		if e.Kind != image.Data {
+			o.pos = e.End()
+			o.ei++
+			continue
+		}
+		n := min(off, e.End()) - o.pos
+		for n > 0 {
+			k := min(n, int64(len(zeroFill)))
+			if _, err := o.w.Write(zeroFill[:k]); err != nil {
+				return err
+			}
+			n -= k
+			o.pos += k
+		}
+		if o.pos == e.End() {
+			o.ei++
+		}
+	}
+	return nil
+}
+
+var zeroFill = make([]byte, 1<<20)
+
+func (o *convertOutput) WriteAt(p []byte, off int64) (int, error) {
+	if off < o.pos {
+		return 0, fmt.Errorf("output written out of order at byte %d", off)
+	}
+	if err := o.fill(off); err != nil {
+		return 0, err
+	}
+	if _, err := o.w.Write(p); err != nil {
+		return 0, err
+	}
+	o.pos += int64(len(p))
+	for o.ei < len(o.ext) && o.pos >= o.ext[o.ei].End() {
+		o.ei++
+	}
+	return len(p), nil
+}
+
+func (o *convertOutput) Finish(size int64) error {
+	if err := o.fill(size); err != nil {
+		return err
+	}
+	if err := o.w.Close(); err != nil {
+		return err
+	}
+	return o.f.Sync()
+}
+
+func (o *convertOutput) Close() error { return o.f.Close() }
 
 // rawOutput is a sparse raw image file.
 type rawOutput struct{ *os.File }

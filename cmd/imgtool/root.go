@@ -84,6 +84,7 @@ filesystems without root, loop devices or mounting.` + "\n" + exitStatusHelp,
 		newMountCmd(g), newUmountCmd(g),
 		newDevicesCmd(g), newFlashCmd(g), newReadCmd(g),
 		newShrinkCmd(g),
+		newConvertCmd(g), newChecksumCmd(g),
 	)
 	for _, c := range root.Commands() {
 		if c.Args != nil {

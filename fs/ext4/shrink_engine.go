@@ -68,6 +68,9 @@ func newShrinker(r io.ReaderAt, size int64) (*shrinker, error) {
 	if err != nil {
 		return nil, err
 	}
+	if f.blocks > uint64(size/f.blockSize) {
+		return nil, refusef("the filesystem (%d blocks of %d bytes) is larger than the %d bytes holding it; the image is truncated", f.blocks, f.blockSize, size)
+	}
 	s := &shrinker{f: f, fv: fv, r: r, size: size, bs: f.blockSize}
 	if err := s.checkFeatures(); err != nil {
 		return nil, err

@@ -1,13 +1,11 @@
 package ext4
 
 import (
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -88,6 +86,7 @@ type shrinkCase struct {
 	mkfs  []string
 	tree  treeOpts
 	after func(t *testing.T, img string) // changes before the shrink (debugfs)
+	grow  int64                          // resize2fs the image to this size first
 }
 
 func runShrinkCase(t *testing.T, c shrinkCase) {
@@ -95,6 +94,12 @@ func runShrinkCase(t *testing.T, c shrinkCase) {
 	src := filepath.Join(t.TempDir(), "src")
 	makeTree(t, src, c.tree)
 	img := mkfs(t, src, c.size, c.mkfs...)
+	if c.grow > 0 {
+		if err := os.Truncate(img, c.grow); err != nil {
+			t.Fatal(err)
+		}
+		testimg.Run(t, "resize2fs", img)
+	}
 	if c.after != nil {
 		c.after(t, img)
 	}
@@ -122,12 +127,11 @@ func TestShrinkVariants(t *testing.T) {
 		{name: "ext3", size: 256 << 20, mkfs: []string{"-t", "ext3"}, tree: tree},
 		{name: "ext2", size: 256 << 20, mkfs: []string{"-t", "ext2"}, tree: tree},
 		{name: "1k", size: 128 << 20, mkfs: []string{"-b", "1024"}, tree: tree},
+		{name: "grown", size: 48 << 20, grow: 768 << 20, mkfs: []string{"-b", "4096"}, tree: tree},
+		{name: "grown1k", size: 40 << 20, grow: 256 << 20, tree: tree},
 		{name: "htree", size: 128 << 20, tree: treeOpts{manyFiles: 4000}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) { runShrinkCase(t, c) })
 	}
 }
-
-var _ = fmt.Sprint
-var _ = strings.Join

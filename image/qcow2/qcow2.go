@@ -23,7 +23,30 @@
 // corrupt, images whose data lives in an external data file, and any
 // incompatible feature this package does not know (ErrUnsupported, naming
 // the feature). Internal snapshots are ignored: the active state is read.
-// Nothing is ever written.
+//
+// # Writing
+//
+// NewWriter writes a version 3 image (compat=1.1, 16-bit refcounts, zlib
+// compression type) sequentially: the output is never read back nor its
+// offset moved, and every refcount is exact (qemu-img check finds no
+// errors and no leaks). Where the tables go depends on the output:
+//
+//   - A stream (w is not an io.WriterAt, or is an *os.File that is a pipe,
+//     terminal or socket): every table is computed from the extents and
+//     written before the data. Every cluster a Data extent touches gets a
+//     host cluster, all-zero ones included.
+//   - A file (an io.WriterAt: a regular file or block device): the header,
+//     L1 table and refcount table come first, then room for the L2 tables
+//     and refcount blocks sized for the largest possible result, then the
+//     data; all-zero clusters are left unallocated and Close fills the
+//     reserved room with WriteAt.
+//
+// Compressed output (WithCompression) places each cluster at an offset
+// known only once the clusters before it are compressed, so it needs a
+// file: NewWriter returns ErrNeedFile for a stream. Clusters are
+// compressed as raw deflate with a 4 KiB window (what qemu inflates with)
+// on a bounded pool of goroutines and written in order; a cluster whose
+// compressed form is not smaller is stored as it is.
 //
 // The format is specified in QEMU's docs/interop/qcow2.txt.
 //

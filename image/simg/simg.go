@@ -14,8 +14,17 @@
 // # Limits
 //
 // Only major version 1 exists and is read. The header's image checksum
-// field is not checked (libsparse does not set it). Nothing is ever
-// written.
+// field is not checked (libsparse does not set it).
+//
+// # Writing
+//
+// NewWriter writes a sparse image sequentially, never reading the output
+// back nor moving its offset: blocks touched by Data extents as RAW
+// chunks, the others as DONT_CARE chunks. The header's chunk count must
+// come first, so all-zero blocks inside Data extents become FILL chunks
+// only when the output is a file (an io.WriterAt): Close then rewrites
+// the header and each RAW chunk header gets its length with WriteAt. To a
+// stream (a pipe), every touched block is RAW.
 //
 // The format is defined by AOSP's system/core/libsparse/sparse_format.h.
 //

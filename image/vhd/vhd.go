@@ -19,7 +19,22 @@
 // Footers of 511 bytes written by very old Virtual PC versions are not
 // recognised. Some tools (Virtual PC, QEMU for disks they created) compute
 // the size from the CHS geometry instead of the current size; for images
-// made by QEMU both agree. Nothing is ever written.
+// made by QEMU both agree.
+//
+// # Writing
+//
+// NewWriter writes a dynamic disk (WithFixed: a fixed disk) sequentially,
+// never reading the output back nor moving its offset. The footer's
+// creator application is "qem2", which QEMU (like Hyper-V for "win ")
+// reads as "the size is the current size, not the CHS geometry", so any
+// size that is a multiple of 512 reads back exactly. A dynamic disk is
+// the footer copy, the dynamic header, the block allocation table, then
+// per stored block its sector bitmap (a bit set for each sector a Data
+// extent overlaps) and its data, then the footer. Written to a stream
+// (not an io.WriterAt, or an *os.File that is a pipe), every block a
+// Data extent touches is stored and the table is written first; written
+// to a file, all-zero blocks are left unallocated and Close writes the
+// table with WriteAt.
 //
 // The format is specified in Microsoft's "Virtual Hard Disk Image Format
 // Specification", version 1.0.

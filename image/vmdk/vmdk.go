@@ -17,7 +17,17 @@
 // descriptor file whose data lives in other files (monolithicFlat,
 // twoGbMaxExtentSparse, …), a descriptor naming more than one extent, a
 // delta disk with a parent, and ESX "COWD" sparse extents. Only the primary
-// grain directory is read. Nothing is ever written.
+// grain directory is read.
+//
+// # Writing
+//
+// NewWriter writes a streamOptimized extent, a format made for sequential
+// output, so any io.Writer (a pipe) will do: the header (grain directory
+// "at the end") and embedded descriptor, then each grain that is not all
+// zeros as its LBA, size and zlib stream padded to a sector (compressed
+// on a bounded pool of goroutines, written in order), then the grain
+// tables and grain directory with their markers, the footer and the
+// end-of-stream marker.
 //
 // The format is specified in VMware's "Virtual Disk Format 5.0" technical
 // note.

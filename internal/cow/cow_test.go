@@ -1,4 +1,4 @@
-package fs
+package cow
 
 import (
 	"bytes"
@@ -14,7 +14,7 @@ func TestOverlayReadsItsWrites(t *testing.T) {
 		base[i] = byte(i * 7)
 	}
 	want := append([]byte(nil), base...)
-	o := newOverlay(bytes.NewReader(base), size, 1<<20)
+	o := New(bytes.NewReader(base), size, 1<<20)
 	r := rand.New(rand.NewPCG(1, 2))
 	for i := 0; i < 200; i++ {
 		off := r.IntN(size)
@@ -47,11 +47,11 @@ func TestOverlayReadsItsWrites(t *testing.T) {
 }
 
 func TestOverlayLimit(t *testing.T) {
-	o := newOverlay(bytes.NewReader(make([]byte, 1<<20)), 1<<20, 2*overlayPage)
+	o := New(bytes.NewReader(make([]byte, 1<<20)), 1<<20, 2*overlayPage)
 	if _, err := o.WriteAt(make([]byte, 2*overlayPage), 0); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := o.WriteAt([]byte{1}, 5*overlayPage); err != errOverlayFull {
+	if _, err := o.WriteAt([]byte{1}, 5*overlayPage); err != ErrFull {
 		t.Fatalf("write beyond the cap: %v", err)
 	}
 }

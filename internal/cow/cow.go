@@ -1,4 +1,7 @@
-package fs
+// Package cow gives a copy-on-write view of a read-only io.ReaderAt: writes
+// land in memory and reads see them, so that a journal can be replayed (or a
+// change planned) without changing an image.
+package cow
 
 import (
 	"errors"
@@ -6,16 +9,14 @@ import (
 	"sync"
 )
 
-// errOverlayFull is returned when an overlay would hold more than its cap.
-var errOverlayFull = errors.New("fs: in-memory overlay is full")
+// ErrFull is returned when an overlay would hold more than its cap.
+var ErrFull = errors.New("cow: in-memory overlay is full")
 
 const overlayPage = 4096
 
-// overlay is a copy-on-write view of a read-only io.ReaderAt: writes land in
-// memory, in 4 KiB pages, and reads see them. It lets the journal of an
-// image be replayed for reading without changing the image. Safe for
-// concurrent use.
-type overlay struct {
+// Overlay is a copy-on-write view of a read-only io.ReaderAt: writes land in
+// memory, in 4 KiB pages, and reads see them. Safe for concurrent use.
+type Overlay struct {
 	base  io.ReaderAt
 	size  int64
 	limit int // pages at most
@@ -24,14 +25,16 @@ type overlay struct {
 	pages map[int64][]byte // page number → overlayPage bytes
 }
 
-func newOverlay(base io.ReaderAt, size int64, maxBytes int64) *overlay {
-	return &overlay{base: base, size: size, limit: int(maxBytes / overlayPage), pages: map[int64][]byte{}}
+// New returns an overlay of the first size bytes of base that holds at most
+// maxBytes of written pages; a write beyond that fails with ErrFull.
+func New(base io.ReaderAt, size int64, maxBytes int64) *Overlay {
+	return &Overlay{base: base, size: size, limit: int(maxBytes / overlayPage), pages: map[int64][]byte{}}
 }
 
 // ReadAt reads from the pages written so far, else from the base.
-func (o *overlay) ReadAt(p []byte, off int64) (int, error) {
+func (o *Overlay) ReadAt(p []byte, off int64) (int, error) {
 	if off < 0 {
-		return 0, errors.New("fs: negative offset")
+		return 0, errors.New("cow: negative offset")
 	}
 	if off >= o.size {
 		return 0, io.EOF
@@ -68,9 +71,9 @@ func (o *overlay) ReadAt(p []byte, off int64) (int, error) {
 }
 
 // WriteAt stores p in memory.
-func (o *overlay) WriteAt(p []byte, off int64) (int, error) {
+func (o *Overlay) WriteAt(p []byte, off int64) (int, error) {
 	if off < 0 || off+int64(len(p)) > o.size {
-		return 0, errors.New("fs: write outside the filesystem")
+		return 0, errors.New("cow: write outside the overlay")
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -81,7 +84,7 @@ func (o *overlay) WriteAt(p []byte, off int64) (int, error) {
 		page, ok := o.pages[pg]
 		if !ok {
 			if len(o.pages) >= o.limit {
-				return n, errOverlayFull
+				return n, ErrFull
 			}
 			page = make([]byte, overlayPage)
 			end := min(int64(overlayPage), o.size-pg*overlayPage)
