@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 
 	"imgtool/image"
 )
@@ -47,7 +48,22 @@ func makeRaw(w io.Writer, size int64, ext []image.Extent, sparse bool) (Writer, 
 	return r, nil
 }
 
-var zeros4M = make([]byte, 4<<20)
+// zeroBuf is a read-only buffer of zeros, allocated on first use so that
+// starting imgtool costs nothing.
+var zeroBuf = sync.OnceValue(func() []byte { return make([]byte, 1<<20) })
+
+// WriteZeros writes n zero bytes to w.
+func WriteZeros(w io.Writer, n int64) error {
+	z := zeroBuf()
+	for n > 0 {
+		k := min(n, int64(len(z)))
+		if _, err := w.Write(z[:k]); err != nil {
+			return err
+		}
+		n -= k
+	}
+	return nil
+}
 
 // skip advances n bytes of zeros.
 func (r *rawWriter) skip(n int64) error {
@@ -59,14 +75,7 @@ func (r *rawWriter) skip(n int64) error {
 		_, err := r.f.Seek(n, io.SeekCurrent)
 		return err
 	}
-	for n > 0 {
-		k := min(n, int64(len(zeros4M)))
-		if _, err := r.w.Write(zeros4M[:k]); err != nil {
-			return err
-		}
-		n -= k
-	}
-	return nil
+	return WriteZeros(r.w, n)
 }
 
 func (r *rawWriter) skipZeros() error {

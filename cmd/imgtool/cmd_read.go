@@ -402,22 +402,16 @@ func (o *convertOutput) fill(off int64) error {
 			continue
 		}
 		n := min(off, e.End()) - o.pos
-		for n > 0 {
-			k := min(n, int64(len(zeroFill)))
-			if _, err := o.w.Write(zeroFill[:k]); err != nil {
-				return err
-			}
-			n -= k
-			o.pos += k
+		if err := convert.WriteZeros(o.w, n); err != nil {
+			return err
 		}
+		o.pos += n
 		if o.pos == e.End() {
 			o.ei++
 		}
 	}
 	return nil
 }
-
-var zeroFill = make([]byte, 1<<20)
 
 func (o *convertOutput) WriteAt(p []byte, off int64) (int, error) {
 	if off < o.pos {
