@@ -18,6 +18,7 @@ import (
 	"imgtool/image"
 	"imgtool/inspect"
 	"imgtool/internal/units"
+	"imgtool/shrink"
 )
 
 type readOptions struct {
@@ -26,10 +27,6 @@ type readOptions struct {
 	shrink bool
 	json   bool
 }
-
-// shrinkHook, when set, shrinks the finished backup (imgtool read
-// --shrink). It is nil until the shrink package offers it.
-var shrinkHook func(ctx context.Context, path string) error
 
 func newReadCmd(g *globalOptions) *cobra.Command {
 	var opts readOptions
@@ -61,7 +58,7 @@ summary lists those mount points. Unmount them first for a clean backup.`,
 	f := cmd.Flags()
 	f.BoolVar(&opts.all, "all", false, "read every byte of the disk, not only up to the end of the last partition")
 	f.BoolVarP(&opts.force, "force", "f", false, "replace OUTPUT if it exists")
-	f.BoolVar(&opts.shrink, "shrink", false, "shrink the backup afterwards (not available yet)")
+	f.BoolVar(&opts.shrink, "shrink", false, "shrink the backup afterwards, as imgtool shrink does (compressed outputs are shrunk before compressing)")
 	f.BoolVar(&opts.json, "json", false, "print a JSON summary")
 	return cmd
 }
@@ -81,16 +78,25 @@ type readSummary struct {
 	Seconds          float64  `json:"seconds"`
 	MountedReadWrite []string `json:"mounted_read_write"`
 	Warnings         []string `json:"warnings"`
+	// ShrunkSize is the size after --shrink (before compression), 0 without.
+	ShrunkSize int64 `json:"shrunk_size,omitempty"`
 }
 
 func runRead(ctx context.Context, opts readOptions, args []string, g *globalOptions) error {
 	src, dst := args[0], args[1]
-	if opts.shrink && shrinkHook == nil {
-		return errors.New("read --shrink is not available yet: run imgtool shrink OUTPUT afterwards")
-	}
 	format := outputFormat(dst)
 	if same(src, dst) {
 		return usagef("OUTPUT %s is DEVICE itself; give another file", dst)
+	}
+	// --shrink into a compressed or VM format: read into a raw image next
+	// to OUTPUT, shrink it there, then convert it into OUTPUT.
+	final, finalFormat := dst, format
+	if opts.shrink && format != "raw" {
+		if _, err := os.Stat(final); err == nil && !opts.force {
+			return fmt.Errorf("%s already exists; pass --force to replace it, or give another name", final)
+		}
+		dst, format = final+".imgtool-read.img", "raw"
+		defer os.Remove(dst)
 	}
 	sum := readSummary{Source: src, Output: dst, Format: format, MountedReadWrite: []string{}, Warnings: []string{}}
 	warn := func(msg string) {
@@ -179,9 +185,20 @@ func runRead(ctx context.Context, opts readOptions, args []string, g *globalOpti
 	sum.BytesRead, sum.BytesWritten, sum.Holes = read, written, end-written
 	sum.Seconds = time.Since(start).Seconds()
 	if opts.shrink {
-		if err := shrinkHook(ctx, dst); err != nil {
+		res, err := shrink.Apply(ctx, dst, shrink.Options{Slack: -1})
+		if err != nil {
+			if dst != final {
+				return fmt.Errorf("the backup could not be shrunk: %w", err)
+			}
 			return fmt.Errorf("%s was written but not shrunk: %w", dst, err)
 		}
+		sum.ShrunkSize = res.NewSize
+		if dst != final {
+			if err := convertFile(ctx, dst, final, finalFormat); err != nil {
+				return err
+			}
+		}
+		dst = final
 	}
 	if opts.json {
 		return writeJSON(g.stdout, sum)
@@ -450,4 +467,27 @@ func (o rawOutput) Finish(size int64) error {
 		return err
 	}
 	return o.Sync()
+}
+
+// convertFile writes the image at src into a new file dst in format.
+func convertFile(ctx context.Context, src, dst, format string) error {
+	img, err := openImage(src)
+	if err != nil {
+		return err
+	}
+	defer img.Close()
+	f, err := os.OpenFile(dst, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := convert.Convert(ctx, img, f, format, convert.Options{}); err != nil {
+		f.Close()
+		os.Remove(dst)
+		return fmt.Errorf("writing %s: %w", dst, err)
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(dst)
+		return err
+	}
+	return nil
 }

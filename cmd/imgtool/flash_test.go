@@ -439,8 +439,8 @@ func TestFlashReadErrors(t *testing.T) {
 		{[]string{"flash", src}, 2, []string{"requires at least 2 arg"}},
 		{[]string{"flash", src, src}, 2, []string{"the image itself"}},
 		{[]string{"flash", src, dir}, 1, []string{"neither a disk nor a regular file"}},
-		{[]string{"read", src, filepath.Join(dir, "b.img.xz")}, 1, []string{"format xz is not supported yet; write a .img"}},
-		{[]string{"read", "--shrink", src, filepath.Join(dir, "c.img")}, 1, []string{"not available yet: run imgtool shrink OUTPUT afterwards"}},
+		{[]string{"read", src, src + ".copy"}, 0, nil},
+		{[]string{"read", src, src + ".copy"}, 1, []string{"already exists", "--force"}},
 	} {
 		_, stderr, code := imgtool(t, c.args...)
 		t.Run(c.args[0]+c.args[1], func(t *testing.T) { failsWith(t, code, c.code, stderr, c.parts...) })
@@ -455,4 +455,32 @@ func TestFlashInterrupted(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	code := run(ctx, []string{"flash", "--json", src, out}, strings.NewReader(""), &stdout, &stderr)
 	failsWith(t, code, 1, stderr.String(), "interrupted", out+" now holds an incomplete image")
+}
+
+func TestReadShrink(t *testing.T) {
+	testimg.NeedTools(t, "e2fsck")
+	src := testimg.PiImage(t, t.TempDir(), testimg.PiOptions{Size: 256 << 20})
+	dir := t.TempDir()
+	for _, name := range []string{"small.img", "small.img.zst"} {
+		out := filepath.Join(dir, name)
+		var s readSummary
+		mustJSON(t, &s, "read", "--shrink", src, out)
+		if s.ShrunkSize == 0 || s.ShrunkSize >= 256<<20 {
+			t.Fatalf("%s: shrunk size %d", name, s.ShrunkSize)
+		}
+		raw := out
+		if name != "small.img" {
+			raw = filepath.Join(dir, "back.img")
+			mustJSON(t, new(convertSummary), "convert", out, raw)
+		}
+		rep := inspectJSON(t, raw)
+		if rep.Size != s.ShrunkSize || rep.EndOfLastPartition > rep.Size {
+			t.Errorf("%s: size %d, end of last partition %d, shrunk size %d", name, rep.Size, rep.EndOfLastPartition, s.ShrunkSize)
+		}
+		root := rep.Partitions[len(rep.Partitions)-1]
+		testimg.Run(t, "e2fsck", "-fn", fmt.Sprintf("%s?offset=%d", raw, root.Start))
+		if _, err := os.Stat(out + ".imgtool-read.img"); err == nil {
+			t.Errorf("the temporary raw image was left behind")
+		}
+	}
 }

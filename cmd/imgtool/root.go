@@ -85,6 +85,7 @@ filesystems without root, loop devices or mounting.` + "\n" + exitStatusHelp,
 		newDevicesCmd(g), newFlashCmd(g), newReadCmd(g),
 		newShrinkCmd(g),
 		newConvertCmd(g), newChecksumCmd(g),
+		newPutCmd(g), newRmCmd(g), newMkdirCmd(g), newLnCmd(g),
 	)
 	for _, c := range root.Commands() {
 		if c.Args != nil {
