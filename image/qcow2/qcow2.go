@@ -71,9 +71,9 @@ import (
 	"io"
 	"slices"
 	"strings"
-	"sync"
 
 	"imgtool/image"
+	"imgtool/image/internal/vdisk"
 )
 
 // Format lets image.Open recognise qcow2 images.
@@ -159,8 +159,8 @@ type Image struct {
 	l2Entries   int64 // entries per L2 table
 	extL2       bool
 	l1          []uint64
-	l2          *lru[[]uint64]
-	comp        *lru[[]byte]
+	l2          *vdisk.LRU[[]uint64]
+	comp        *vdisk.LRU[[]byte]
 	decomp      decompressor
 }
 
@@ -305,8 +305,8 @@ func New(r io.ReaderAt, size int64) (*Image, error) {
 		}
 	}
 	nl2 := int((16 << 20) >> d.clusterBits)
-	d.l2 = newLRU[[]uint64](max(4, min(nl2, 1024)))
-	d.comp = newLRU[[]byte](4)
+	d.l2 = vdisk.NewLRU[[]uint64](max(4, min(nl2, 1024)))
+	d.comp = vdisk.NewLRU[[]byte](4)
 	d.decomp = newDecompressor(h.CompressionType)
 	return d, nil
 }
@@ -436,7 +436,7 @@ func (d *Image) l2Table(i int64) ([]uint64, error) {
 	if off > d.fileSize-d.clusterSize {
 		return nil, formatErr(l1pos, "L1 entry %d: L2 table at %#x beyond the end of the file", i, off)
 	}
-	if t, ok := d.l2.get(uint64(off)); ok {
+	if t, ok := d.l2.Get(uint64(off)); ok {
 		return t, nil
 	}
 	raw := make([]byte, d.clusterSize)
@@ -447,7 +447,7 @@ func (d *Image) l2Table(i int64) ([]uint64, error) {
 	for j := range t {
 		t[j] = binary.BigEndian.Uint64(raw[j*8:])
 	}
-	d.l2.put(uint64(off), t)
+	d.l2.Put(uint64(off), t)
 	return t, nil
 }
 
@@ -586,7 +586,7 @@ func (d *Image) ReadAt(p []byte, off int64) (int, error) {
 
 // cluster returns the decompressed cluster of a compressed mapping.
 func (d *Image) cluster(m mapping) ([]byte, error) {
-	if c, ok := d.comp.get(uint64(m.host)); ok {
+	if c, ok := d.comp.Get(uint64(m.host)); ok {
 		return c, nil
 	}
 	in := make([]byte, m.clen)
@@ -597,7 +597,7 @@ func (d *Image) cluster(m mapping) ([]byte, error) {
 	if err := d.decomp.decompress(out, in); err != nil {
 		return nil, formatErr(m.host, "compressed cluster: %v", err)
 	}
-	d.comp.put(uint64(m.host), out)
+	d.comp.Put(uint64(m.host), out)
 	return out, nil
 }
 
@@ -650,55 +650,4 @@ func (d *Image) Extents() ([]image.Extent, error) {
 		off += n
 	}
 	return out, nil
-}
-
-// lru is a small least-recently-used cache safe for concurrent use.
-type lru[V any] struct {
-	mu    sync.Mutex
-	max   int
-	tick  uint64
-	items map[uint64]*lruItem[V]
-}
-
-type lruItem[V any] struct {
-	v    V
-	used uint64
-}
-
-func newLRU[V any](n int) *lru[V] {
-	return &lru[V]{max: n, items: make(map[uint64]*lruItem[V], n)}
-}
-
-func (c *lru[V]) get(k uint64) (V, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	it, ok := c.items[k]
-	if !ok {
-		var zero V
-		return zero, false
-	}
-	c.tick++
-	it.used = c.tick
-	return it.v, true
-}
-
-func (c *lru[V]) put(k uint64, v V) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.tick++
-	if it, ok := c.items[k]; ok {
-		it.v, it.used = v, c.tick
-		return
-	}
-	if len(c.items) >= c.max {
-		var oldK uint64
-		oldT := ^uint64(0)
-		for key, it := range c.items {
-			if it.used < oldT {
-				oldK, oldT = key, it.used
-			}
-		}
-		delete(c.items, oldK)
-	}
-	c.items[k] = &lruItem[V]{v: v, used: c.tick}
 }

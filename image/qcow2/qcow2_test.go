@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"imgtool/image"
+	"imgtool/image/internal/disktest"
 	"imgtool/internal/testimg"
 )
 
@@ -46,7 +47,7 @@ func openFile(t testing.TB, path string) (*Image, []byte) {
 func TestQemuImages(t *testing.T) {
 	testimg.NeedTools(t, "qemu-img")
 	dir := t.TempDir()
-	src, want := source(t, dir, 16<<20+3*4096, 1)
+	src, want := disktest.Source(t, dir, 16<<20+3*4096, 1)
 	for _, c := range []struct {
 		name string
 		args []string
@@ -71,11 +72,11 @@ func TestQemuImages(t *testing.T) {
 			args := append([]string{"convert", "-f", "raw", "-O", "qcow2"}, c.args...)
 			testimg.Run(t, "qemu-img", append(args, src, out)...)
 			img, _ := openFile(t, out)
-			if qi := info(t, out); qi.VirtualSize != img.Size() {
+			if qi := disktest.Info(t, out); qi.VirtualSize != img.Size() {
 				t.Fatalf("Size() = %d, qemu-img info says %d", img.Size(), qi.VirtualSize)
 			}
-			ext := checkImage(t, img, want)
-			if got, qm := dataOnly(ext), qemuData(t, out); !equalExtents(got, qm) {
+			ext := disktest.CheckImage(t, img, want)
+			if got, qm := disktest.DataOnly(ext), disktest.QemuData(t, out); !disktest.EqualExtents(got, qm) {
 				t.Fatalf("data extents differ from qemu-img map:\n got %v\nwant %v", got, qm)
 			}
 		})
@@ -101,8 +102,8 @@ func TestZeroClusters(t *testing.T) {
 		want[i] = 0x11
 	}
 	img, _ := openFile(t, p)
-	ext := checkImage(t, img, want)
-	if got, qm := dataOnly(ext), qemuData(t, p); !equalExtents(got, qm) {
+	ext := disktest.CheckImage(t, img, want)
+	if got, qm := disktest.DataOnly(ext), disktest.QemuData(t, p); !disktest.EqualExtents(got, qm) {
 		t.Fatalf("data extents differ from qemu-img map:\n got %v\nwant %v", got, qm)
 	}
 }
@@ -125,8 +126,8 @@ func TestPiImage(t *testing.T) {
 	if img.Format() != "qcow2" {
 		t.Fatalf("Format() = %q", img.Format())
 	}
-	ext := checkImage(t, img, want)
-	if got, qm := dataOnly(ext), qemuData(t, out); !equalExtents(got, qm) {
+	ext := disktest.CheckImage(t, img, want)
+	if got, qm := disktest.DataOnly(ext), disktest.QemuData(t, out); !disktest.EqualExtents(got, qm) {
 		t.Fatalf("data extents differ from qemu-img map:\n got %v\nwant %v", got, qm)
 	}
 }
@@ -194,7 +195,7 @@ func TestFeaturesRefused(t *testing.T) {
 func TestDamaged(t *testing.T) {
 	testimg.NeedTools(t, "qemu-img")
 	dir := t.TempDir()
-	src, want := source(t, dir, 3<<20, 3)
+	src, want := disktest.Source(t, dir, 3<<20, 3)
 	for _, opt := range [][]string{{"-o", "cluster_size=4096"}, {"-c", "-o", "cluster_size=4096"}} {
 		p := filepath.Join(dir, "d.qcow2")
 		testimg.Run(t, "qemu-img", append(append([]string{"convert", "-O", "qcow2"}, opt...), src, p)...)
@@ -222,33 +223,13 @@ func TestDamaged(t *testing.T) {
 // readAll opens b and reads all of it; with want it returns an error when
 // the content is wrong without an error reported.
 func readAll(b, want []byte) error {
-	img, err := New(bytes.NewReader(b), int64(len(b)))
-	if err != nil {
-		var fe *image.FormatError
-		if !errors.As(err, &fe) && !errors.Is(err, ErrUnsupported) && !errors.Is(err, ErrBackingFile) && !errors.Is(err, ErrEncrypted) {
-			panic("unexpected error type: " + err.Error())
-		}
-		return err
-	}
-	if _, err := img.Extents(); err != nil {
-		return err
-	}
-	size := min(img.Size(), 8<<20)
-	got := make([]byte, size)
-	n, err := img.ReadAt(got, 0)
-	if err != nil && err != io.EOF {
-		return err
-	}
-	if want != nil && (int64(n) != size || !bytes.Equal(got, want)) {
-		panic("damaged image read without error but content differs")
-	}
-	return nil
+	return disktest.ReadAll(New, b, want, ErrUnsupported, ErrBackingFile, ErrEncrypted)
 }
 
 func FuzzQcow2(f *testing.F) {
 	testimg.NeedTools(f, "qemu-img")
 	dir := f.TempDir()
-	src, _ := source(f, dir, 48<<10, 9)
+	src, _ := disktest.Source(f, dir, 48<<10, 9)
 	for i, opt := range [][]string{
 		{"-o", "cluster_size=512"},
 		{"-c", "-o", "cluster_size=512"},
@@ -295,7 +276,7 @@ func FuzzQcow2(f *testing.F) {
 func BenchmarkQcow2SequentialRead(b *testing.B) {
 	testimg.NeedTools(b, "qemu-img")
 	dir := b.TempDir()
-	src, _ := source(b, dir, 64<<20, 11)
+	src, _ := disktest.Source(b, dir, 64<<20, 11)
 	p := filepath.Join(dir, "bench.qcow2")
 	testimg.Run(b, "qemu-img", "convert", "-O", "qcow2", src, p)
 	f, err := os.Open(p)

@@ -10,7 +10,12 @@ import (
 	"github.com/klauspost/compress/flate"
 
 	"imgtool/image"
+	"imgtool/image/internal/vdisk"
 )
+
+// errTooMuch is returned by Write when more bytes come than the Data
+// extents hold.
+var errTooMuch = vdisk.ErrTooMuch("qcow2")
 
 // ErrNeedFile is returned by NewWriter when compressed output is asked
 // for but the destination cannot be written at arbitrary offsets (a pipe).
@@ -79,8 +84,8 @@ type Writer struct {
 	dataRef   []uint16 // refcounts of the clusters from dataOff on
 
 	pos    int64 // bytes written to w
-	asm    assembler
-	pool   *pool
+	asm    vdisk.Assembler
+	pool   *vdisk.Pool
 	spare  []byte // a cluster buffer to reuse, without compression
 	err    error
 	closed bool
@@ -102,28 +107,28 @@ func NewWriter(w io.Writer, size int64, extents []image.Extent, opts ...WriterOp
 	if size%512 != 0 {
 		return nil, fmt.Errorf("qcow2: disk size %d is not a multiple of 512 bytes", size)
 	}
-	data, total, err := checkExtents(extents, size)
+	data, total, err := vdisk.CheckExtents("qcow2", extents, size)
 	if err != nil {
 		return nil, err
 	}
 	q := &Writer{w: w, o: o, size: size, cs: cs, l2Entries: cs / 8}
 	for q.cbits = MinClusterBits; int64(1)<<q.cbits != cs; q.cbits++ {
 	}
-	wa, base := fileTarget(w)
+	wa, base := vdisk.FileTarget(w)
 	if o.compress {
 		if wa == nil {
 			return nil, ErrNeedFile
 		}
 	}
 	if wa != nil {
-		q.wa = offsetWriterAt{wa, base}
+		q.wa = vdisk.OffsetWriterAt{W: wa, Base: base}
 	}
 	perL1 := q.l2Entries * cs
 	q.l1Size = (size + perL1 - 1) / perL1
 	if q.l1Size*8 > maxL1Bytes {
 		return nil, fmt.Errorf("qcow2: a %d-byte disk needs an L1 table larger than 32 MiB; use a larger cluster size", size)
 	}
-	runs := unitRuns(data, cs)
+	runs := vdisk.UnitRuns(data, cs)
 	var touched int64
 	q.l2Host = make([]int64, q.l1Size)
 	var l2Count int64
@@ -165,10 +170,10 @@ func NewWriter(w io.Writer, size int64, extents []image.Extent, opts ...WriterOp
 		return make([]byte, cs)
 	}
 	if o.compress {
-		q.pool = newPool(o.workers, int(cs), q.newCompressor, q.handle)
-		newBuf = q.pool.buffer
+		q.pool = vdisk.NewPool(o.workers, int(cs), q.newCompressor, q.handle)
+		newBuf = q.pool.Buffer
 	}
-	q.asm.init(data, total, cs, newBuf, q.emit)
+	q.asm.Init("qcow2", errTooMuch, data, total, cs, newBuf, q.emit)
 	return q, nil
 }
 
@@ -320,8 +325,8 @@ func (q *Writer) put(b []byte) error {
 
 func (q *Writer) putZeros(n int64) error {
 	for n > 0 {
-		k := min(n, int64(len(zeroBlock)))
-		if err := q.put(zeroBlock[:k]); err != nil {
+		k := min(n, int64(len(vdisk.ZeroBlock)))
+		if err := q.put(vdisk.ZeroBlock[:k]); err != nil {
 			return err
 		}
 		n -= k
@@ -343,17 +348,17 @@ func (q *Writer) ref(off, n int64) {
 // emit stores guest cluster c.
 func (q *Writer) emit(c int64, buf []byte) error {
 	if q.pool != nil {
-		if isZero(buf) {
-			q.pool.recycle(buf)
+		if vdisk.IsZero(buf) {
+			q.pool.Recycle(buf)
 			return nil
 		}
-		return q.pool.submit(c, buf)
+		return q.pool.Submit(c, buf)
 	}
 	defer func() { q.spare = buf }()
 	switch {
 	case q.wa == nil:
 		return q.put(buf)
-	case isZero(buf):
+	case vdisk.IsZero(buf):
 		return nil
 	}
 	return q.storeRaw(c, buf)
@@ -376,28 +381,28 @@ func (q *Writer) storeRaw(c int64, buf []byte) error {
 }
 
 // newCompressor returns the function a pool worker compresses with.
-func (q *Writer) newCompressor() func(*job) {
+func (q *Writer) newCompressor() func(*vdisk.Job) {
 	var out bytes.Buffer
 	fw, err := flate.NewWriterWindow(&out, deflateWindow)
 	if err != nil {
 		panic(err) // the window size is a valid constant
 	}
-	return func(j *job) {
+	return func(j *vdisk.Job) {
 		out.Reset()
 		fw.Reset(&out)
-		if _, err := fw.Write(j.in); err != nil || fw.Close() != nil || int64(out.Len()) >= q.cs {
+		if _, err := fw.Write(j.In); err != nil || fw.Close() != nil || int64(out.Len()) >= q.cs {
 			return // stored as it is
 		}
-		j.out = bytes.Clone(out.Bytes())
+		j.Out = bytes.Clone(out.Bytes())
 	}
 }
 
 // handle writes a compressed job, in order.
-func (q *Writer) handle(j *job) error {
-	if j.out == nil {
-		return q.storeRaw(j.idx, j.in)
+func (q *Writer) handle(j *vdisk.Job) error {
+	if j.Out == nil {
+		return q.storeRaw(j.Idx, j.In)
 	}
-	n := int64(len(j.out))
+	n := int64(len(j.Out))
 	// A host cluster shared by too many compressed clusters would
 	// overflow its 16-bit refcount: start a new one.
 	if q.pos%q.cs != 0 {
@@ -408,13 +413,13 @@ func (q *Writer) handle(j *job) error {
 		}
 	}
 	host := q.pos
-	if err := q.put(j.out); err != nil {
+	if err := q.put(j.Out); err != nil {
 		return err
 	}
 	q.ref(host, n)
 	x := 62 - (q.cbits - 8)
 	sectors := uint64((host+n-1)/512 - host/512)
-	q.setL2(j.idx, entryCompressed|sectors<<x|uint64(host))
+	q.setL2(j.Idx, entryCompressed|sectors<<x|uint64(host))
 	return nil
 }
 
@@ -426,7 +431,7 @@ func (q *Writer) Write(p []byte) (int, error) {
 	if q.closed {
 		return 0, errors.New("qcow2: write after Close")
 	}
-	n, err := q.asm.write(p)
+	n, err := q.asm.Write(p)
 	if err != nil {
 		q.fail(err)
 	}
@@ -438,7 +443,7 @@ func (q *Writer) fail(err error) {
 		q.err = err
 	}
 	if q.pool != nil {
-		q.pool.stop()
+		q.pool.Stop()
 	}
 }
 
@@ -452,9 +457,9 @@ func (q *Writer) Close() error {
 	if q.err != nil {
 		return q.err
 	}
-	err := q.asm.finish()
+	err := q.asm.Finish()
 	if err == nil && q.pool != nil {
-		err = q.pool.drain()
+		err = q.pool.Drain()
 	}
 	if err == nil && q.wa != nil {
 		err = q.finishTables()
@@ -464,7 +469,7 @@ func (q *Writer) Close() error {
 		return err
 	}
 	if q.pool != nil {
-		q.pool.stop()
+		q.pool.Stop()
 	}
 	return nil
 }

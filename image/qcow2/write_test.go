@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"imgtool/image"
+	"imgtool/image/internal/disktest"
+	"imgtool/image/internal/vdisk"
 	"imgtool/internal/testimg"
 )
 
@@ -18,7 +20,7 @@ import (
 // path, or to a bytes.Buffer when path is empty, and returns its bytes.
 func writeQcow2(t testing.TB, path string, src []byte, ext []image.Extent, opts ...WriterOption) []byte {
 	t.Helper()
-	return writeOut(t, path, src, ext, func(w io.Writer) (io.WriteCloser, error) {
+	return disktest.WriteOut(t, path, src, ext, func(w io.Writer) (io.WriteCloser, error) {
 		return NewWriter(w, int64(len(src)), ext, opts...)
 	})
 }
@@ -30,23 +32,13 @@ func readBack(t *testing.T, b, want []byte) []image.Extent {
 	if err != nil {
 		t.Fatalf("reading the written image: %v", err)
 	}
-	return checkImage(t, img, want)
-}
-
-// qemuAgrees runs qemu-img check and qemu-img compare against the raw
-// image want.
-func qemuAgrees(t *testing.T, path, raw string) {
-	t.Helper()
-	if out := testimg.Run(t, "qemu-img", "check", "-f", "qcow2", path); !strings.Contains(out, "No errors were found") {
-		t.Fatalf("qemu-img check:\n%s", out)
-	}
-	testimg.Run(t, "qemu-img", "compare", "-f", "qcow2", "-F", "raw", path, raw)
+	return disktest.CheckImage(t, img, want)
 }
 
 func TestWriter(t *testing.T) {
 	testimg.NeedTools(t, "qemu-img")
 	dir := t.TempDir()
-	src, ext, want := writeFixture(t, dir, 40<<20, 11)
+	src, ext, want := disktest.WriteFixture(t, dir, 40<<20, 11)
 	raw := filepath.Join(dir, "want.raw")
 	if err := os.WriteFile(raw, want, 0o644); err != nil {
 		t.Fatal(err)
@@ -76,24 +68,24 @@ func TestWriter(t *testing.T) {
 				b = writeQcow2(t, out, src, ext, c.opts...)
 			}
 			got := readBack(t, b, want)
-			qemuAgrees(t, out, raw)
-			if qi := info(t, out); qi.VirtualSize != int64(len(want)) || qi.Format != "qcow2" {
+			disktest.QemuAgrees(t, "qcow2", out, raw)
+			if qi := disktest.Info(t, out); qi.VirtualSize != int64(len(want)) || qi.Format != "qcow2" {
 				t.Fatalf("qemu-img info: %+v", qi)
 			}
-			if qm := qemuData(t, out); !equalExtents(dataOnly(got), qm) {
-				t.Fatalf("data extents differ from qemu-img map:\n got %v\nwant %v", dataOnly(got), qm)
+			if qm := disktest.QemuData(t, out); !disktest.EqualExtents(disktest.DataOnly(got), qm) {
+				t.Fatalf("data extents differ from qemu-img map:\n got %v\nwant %v", disktest.DataOnly(got), qm)
 			}
 			// Every Zero extent reads back unallocated; every allocated
 			// cluster overlaps a Data extent.
-			for _, g := range dataOnly(got) {
-				if !overlapsData(ext, g) {
+			for _, g := range disktest.DataOnly(got) {
+				if !disktest.OverlapsData(ext, g) {
 					t.Fatalf("allocated %+v lies in Zero extents only", g)
 				}
 			}
 			if c.sparse {
 				// The all-zero clusters of the fixture hold no host cluster.
-				for _, g := range dataOnly(got) {
-					if isZero(want[g.Off:g.End()]) && g.Len >= 128<<10 {
+				for _, g := range disktest.DataOnly(got) {
+					if vdisk.IsZero(want[g.Off:g.End()]) && g.Len >= 128<<10 {
 						t.Fatalf("all-zero range %+v allocated", g)
 					}
 				}
@@ -104,7 +96,7 @@ func TestWriter(t *testing.T) {
 
 func TestWriterCompressionSmaller(t *testing.T) {
 	dir := t.TempDir()
-	src, ext, want := writeFixture(t, dir, 24<<20, 5)
+	src, ext, want := disktest.WriteFixture(t, dir, 24<<20, 5)
 	plain := writeQcow2(t, filepath.Join(dir, "a.qcow2"), src, ext)
 	comp := writeQcow2(t, filepath.Join(dir, "b.qcow2"), src, ext, WithCompression())
 	readBack(t, comp, want)
@@ -117,12 +109,12 @@ func TestWriterPiImage(t *testing.T) {
 	testimg.NeedTools(t, "qemu-img")
 	dir := t.TempDir()
 	path := testimg.PiImage(t, dir, testimg.PiOptions{Size: 64 << 20, BootSize: 32 << 20})
-	src, ext := piExtents(t, path)
+	src, ext := disktest.PiExtents(t, path)
 	for _, opts := range [][]WriterOption{nil, {WithCompression()}} {
 		out := filepath.Join(dir, "pi.qcow2")
 		b := writeQcow2(t, out, src, ext, opts...)
 		readBack(t, b, src)
-		qemuAgrees(t, out, path)
+		disktest.QemuAgrees(t, "qcow2", out, path)
 	}
 }
 
@@ -130,7 +122,7 @@ func TestWriterPiImage(t *testing.T) {
 // taken for a file although it has a WriteAt method.
 func TestWriterOSPipe(t *testing.T) {
 	dir := t.TempDir()
-	src, ext, want := writeFixture(t, dir, 8<<20, 3)
+	src, ext, want := disktest.WriteFixture(t, dir, 8<<20, 3)
 	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
@@ -148,7 +140,7 @@ func TestWriterOSPipe(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	feed(t, qw, src, ext, 1)
+	disktest.Feed(t, qw, src, ext, 1)
 	if err := qw.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -202,7 +194,7 @@ func TestWriterRandomExtents(t *testing.T) {
 	rng := rand.New(rand.NewPCG(42, 42))
 	dir := t.TempDir()
 	for i := range 24 {
-		src, ext, want := randomFixture(rng, 512)
+		src, ext, want := disktest.RandomFixture(rng, 512)
 		opts := []WriterOption{WithClusterSize(int64(512) << rng.IntN(6))}
 		path := ""
 		switch rng.IntN(3) {
@@ -221,7 +213,7 @@ func TestWriterRandomExtents(t *testing.T) {
 
 func BenchmarkQcow2WriteCompressed(b *testing.B) {
 	dir := b.TempDir()
-	src, ext, _ := writeFixture(b, dir, 64<<20, 9)
+	src, ext, _ := disktest.WriteFixture(b, dir, 64<<20, 9)
 	f, err := os.Create(filepath.Join(dir, "bench.qcow2"))
 	if err != nil {
 		b.Fatal(err)
@@ -239,7 +231,7 @@ func BenchmarkQcow2WriteCompressed(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		feed(b, qw, src, ext, 1)
+		disktest.Feed(b, qw, src, ext, 1)
 		if err := qw.Close(); err != nil {
 			b.Fatal(err)
 		}

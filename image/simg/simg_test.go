@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"hash/crc32"
-	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -13,6 +12,7 @@ import (
 	"testing"
 
 	"imgtool/image"
+	"imgtool/image/internal/disktest"
 	"imgtool/internal/testimg"
 )
 
@@ -29,7 +29,7 @@ func TestLayoutSizes(t *testing.T) {
 // which img2simg stores as FILL chunks.
 func fillSource(t testing.TB, dir string, size int64, seed uint64) (string, []byte) {
 	t.Helper()
-	p, b := source(t, dir, size, seed)
+	p, b := disktest.Source(t, dir, size, seed)
 	for off := int64(1 << 20); off+64<<10 <= size; off += 4 << 20 {
 		for i := off; i < off+64<<10; i += 4 {
 			binary.LittleEndian.PutUint32(b[i:], 0xdeadbeef)
@@ -129,7 +129,7 @@ func TestImg2simg(t *testing.T) {
 				if !bytes.Equal(ref, want) {
 					t.Fatalf("simg2img does not give back the source")
 				}
-				ext := checkImage(t, img, want)
+				ext := disktest.CheckImage(t, img, want)
 				var zero int64
 				for _, e := range ext {
 					if e.Kind == image.Zero {
@@ -161,7 +161,7 @@ func TestPiImage(t *testing.T) {
 	if img.Format() != "simg" {
 		t.Fatalf("Format() = %q", img.Format())
 	}
-	checkImage(t, img, want)
+	disktest.CheckImage(t, img, want)
 }
 
 // withCRC appends a CRC32 chunk holding crc to a sparse file.
@@ -194,7 +194,7 @@ func TestCRC32(t *testing.T) {
 	if err != nil {
 		t.Fatalf("correct CRC32 chunk: %v", err)
 	}
-	checkImage(t, img, want)
+	disktest.CheckImage(t, img, want)
 	bad := withCRC(raw, crc32.ChecksumIEEE(want)^1)
 	var fe *image.FormatError
 	if _, err := New(bytes.NewReader(bad), int64(len(bad))); !errors.As(err, &fe) || !strings.Contains(err.Error(), "crc32") {
@@ -230,27 +230,7 @@ func TestDamaged(t *testing.T) {
 }
 
 func readAll(b, want []byte) error {
-	img, err := New(bytes.NewReader(b), int64(len(b)))
-	if err != nil {
-		var fe *image.FormatError
-		if !errors.As(err, &fe) {
-			panic("unexpected error type: " + err.Error())
-		}
-		return err
-	}
-	if _, err := img.Extents(); err != nil {
-		return err
-	}
-	size := min(img.Size(), 8<<20)
-	got := make([]byte, size)
-	n, err := img.ReadAt(got, 0)
-	if err != nil && err != io.EOF {
-		return err
-	}
-	if want != nil && (int64(n) != size || !bytes.Equal(got, want)) {
-		panic("damaged image read without error but content differs")
-	}
-	return nil
+	return disktest.ReadAll(New, b, want)
 }
 
 func FuzzSimg(f *testing.F) {

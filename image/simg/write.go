@@ -8,7 +8,12 @@ import (
 	"math"
 
 	"imgtool/image"
+	"imgtool/image/internal/vdisk"
 )
+
+// errTooMuch is returned by Write when more bytes come than the Data
+// extents hold.
+var errTooMuch = vdisk.ErrTooMuch("simg")
 
 // Writer defaults.
 const (
@@ -50,7 +55,7 @@ type Writer struct {
 	chunks uint32
 
 	pos    int64
-	asm    assembler
+	asm    vdisk.Assembler
 	spare  []byte
 	err    error
 	closed bool
@@ -75,13 +80,13 @@ func NewWriter(w io.Writer, size int64, extents []image.Extent, opts ...WriterOp
 	if size/blk > math.MaxUint32 {
 		return nil, fmt.Errorf("simg: %d blocks of %d bytes exceed the format's 2^32 blocks", size/blk, blk)
 	}
-	data, total, err := checkExtents(extents, size)
+	data, total, err := vdisk.CheckExtents("simg", extents, size)
 	if err != nil {
 		return nil, err
 	}
-	s := &Writer{w: w, size: size, blk: blk, runs: unitRuns(data, blk)}
-	if wa, base := fileTarget(w); wa != nil {
-		s.wa = offsetWriterAt{wa, base}
+	s := &Writer{w: w, size: size, blk: blk, runs: vdisk.UnitRuns(data, blk)}
+	if wa, base := vdisk.FileTarget(w); wa != nil {
+		s.wa = vdisk.OffsetWriterAt{W: wa, Base: base}
 	}
 	s.header = Header{
 		Magic:        Magic,
@@ -108,7 +113,7 @@ func NewWriter(w io.Writer, size int64, extents []image.Extent, opts ...WriterOp
 	if err := s.put(s.headerBytes()); err != nil {
 		return nil, err
 	}
-	s.asm.init(data, total, blk, s.newBuf, s.emit)
+	s.asm.Init("simg", errTooMuch, data, total, blk, s.newBuf, s.emit)
 	return s, nil
 }
 
@@ -191,7 +196,7 @@ func (s *Writer) emit(b int64, buf []byte) error {
 	}
 	s.next = b + 1
 	t := ChunkRaw
-	if s.wa != nil && isZero(buf) {
+	if s.wa != nil && vdisk.IsZero(buf) {
 		t = ChunkFill
 	}
 	if s.open == t && s.n < maxRawBlocks && (t == ChunkFill || s.wa != nil) {
@@ -241,7 +246,7 @@ func (s *Writer) Write(p []byte) (int, error) {
 	if s.closed {
 		return 0, errors.New("simg: write after Close")
 	}
-	n, err := s.asm.write(p)
+	n, err := s.asm.Write(p)
 	if err != nil && s.err == nil {
 		s.err = err
 	}
@@ -258,7 +263,7 @@ func (s *Writer) Close() error {
 	if s.err != nil {
 		return s.err
 	}
-	err := s.asm.finish()
+	err := s.asm.Finish()
 	if err == nil {
 		err = s.skipTo(s.size / s.blk)
 	}

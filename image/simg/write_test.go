@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"imgtool/image"
+	"imgtool/image/internal/disktest"
 	"imgtool/internal/testimg"
 )
 
@@ -19,7 +20,7 @@ import (
 // or to a bytes.Buffer when path is empty, and returns its bytes.
 func writeSimg(t testing.TB, path string, src []byte, ext []image.Extent, opts ...WriterOption) []byte {
 	t.Helper()
-	return writeOut(t, path, src, ext, func(w io.Writer) (io.WriteCloser, error) {
+	return disktest.WriteOut(t, path, src, ext, func(w io.Writer) (io.WriteCloser, error) {
 		return NewWriter(w, int64(len(src)), ext, opts...)
 	})
 }
@@ -31,7 +32,7 @@ func readBack(t *testing.T, b, want []byte) (*Image, []image.Extent) {
 	if err != nil {
 		t.Fatalf("reading the written image: %v", err)
 	}
-	return img, checkImage(t, img, want)
+	return img, disktest.CheckImage(t, img, want)
 }
 
 // chunkCounts counts the chunks of each type in a sparse image.
@@ -69,7 +70,7 @@ func TestWriter(t *testing.T) {
 	testimg.NeedTools(t, "simg2img")
 	dir := t.TempDir()
 	size := int64(40<<20 + 3*1024) // a multiple of 1 KiB, not of 4 KiB
-	src, ext, want := writeFixture(t, dir, size, 14)
+	src, ext, want := disktest.WriteFixture(t, dir, size, 14)
 	for _, c := range []struct {
 		name string
 		pipe bool
@@ -107,8 +108,8 @@ func TestWriter(t *testing.T) {
 			if n[ChunkDontCare] == 0 || n[ChunkRaw] == 0 || (n[ChunkFill] == 0) != c.pipe {
 				t.Fatalf("chunks %v", n)
 			}
-			for _, g := range dataOnly(got) {
-				if !overlapsData(ext, g) {
+			for _, g := range disktest.DataOnly(got) {
+				if !disktest.OverlapsData(ext, g) {
 					t.Fatalf("stored %+v lies in Zero extents only", g)
 				}
 			}
@@ -133,7 +134,7 @@ func TestWriterPiImage(t *testing.T) {
 	testimg.NeedTools(t, "simg2img")
 	dir := t.TempDir()
 	path := testimg.PiImage(t, dir, testimg.PiOptions{Size: 64 << 20, BootSize: 32 << 20})
-	src, ext := piExtents(t, path)
+	src, ext := disktest.PiExtents(t, path)
 	b := writeSimg(t, filepath.Join(dir, "pi.simg"), src, ext)
 	readBack(t, b, src)
 	if !bytes.Equal(unsparse(t, dir, b), src) {
@@ -183,7 +184,7 @@ func TestWriterRandomExtents(t *testing.T) {
 	dir := t.TempDir()
 	for i := range 30 {
 		blk := int64(4) << rng.IntN(11)
-		src, ext, want := randomFixture(rng, blk)
+		src, ext, want := disktest.RandomFixture(rng, blk)
 		opts := []WriterOption{WithBlockSize(blk)}
 		path := ""
 		if rng.IntN(2) == 0 {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
-	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -12,6 +11,7 @@ import (
 	"testing"
 
 	"imgtool/image"
+	"imgtool/image/internal/disktest"
 	"imgtool/internal/testimg"
 )
 
@@ -63,7 +63,7 @@ func convert(t *testing.T, dir, src, name string, opts ...string) (string, []byt
 func TestQemuImages(t *testing.T) {
 	testimg.NeedTools(t, "qemu-img")
 	dir := t.TempDir()
-	src, orig := source(t, dir, 16<<20+3*4096, 1)
+	src, orig := disktest.Source(t, dir, 16<<20+3*4096, 1)
 	for _, c := range []struct {
 		name string
 		opts []string
@@ -79,13 +79,13 @@ func TestQemuImages(t *testing.T) {
 			if img.Footer.DiskType != c.typ {
 				t.Fatalf("disk type %v, want %v", img.Footer.DiskType, c.typ)
 			}
-			if qi := info(t, out, "-f", "vpc"); qi.VirtualSize != img.Size() {
+			if qi := disktest.Info(t, out, "-f", "vpc"); qi.VirtualSize != img.Size() {
 				t.Fatalf("Size() = %d, qemu-img info says %d", img.Size(), qi.VirtualSize)
 			}
 			if img.Size() < int64(len(orig)) || !bytes.Equal(want[:len(orig)], orig) {
 				t.Fatalf("qemu's own reading of the image differs from the source")
 			}
-			ext := checkImage(t, img, want)
+			ext := disktest.CheckImage(t, img, want)
 			if c.typ == DiskDynamic {
 				// Every non-zero byte lies in a Data extent (checked), and
 				// zero blocks of the source were left unallocated.
@@ -116,7 +116,7 @@ func TestPiImage(t *testing.T) {
 	if img.Format() != "vhd" {
 		t.Fatalf("Format() = %q", img.Format())
 	}
-	checkImage(t, img, want)
+	disktest.CheckImage(t, img, want)
 }
 
 // TestSectorBitmap clears bitmap bits of an allocated block: those sectors
@@ -124,7 +124,7 @@ func TestPiImage(t *testing.T) {
 func TestSectorBitmap(t *testing.T) {
 	testimg.NeedTools(t, "qemu-img")
 	dir := t.TempDir()
-	src, _ := source(t, dir, 8<<20, 2)
+	src, _ := disktest.Source(t, dir, 8<<20, 2)
 	out, want := convert(t, dir, src, "bm")
 	img, raw := openFile(t, out)
 	var bi int
@@ -143,7 +143,7 @@ func TestSectorBitmap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ext := checkImage(t, img2, want)
+	ext := disktest.CheckImage(t, img2, want)
 	found := false
 	for _, e := range ext {
 		if e.Kind == image.Zero && e.Off <= int64(bi)*bs+8*512 && e.End() >= int64(bi)*bs+16*512 {
@@ -158,7 +158,7 @@ func TestSectorBitmap(t *testing.T) {
 func TestChecksumAndDifferencing(t *testing.T) {
 	testimg.NeedTools(t, "qemu-img")
 	dir := t.TempDir()
-	src, _ := source(t, dir, 4<<20, 4)
+	src, _ := disktest.Source(t, dir, 4<<20, 4)
 	out, _ := convert(t, dir, src, "c")
 	raw, _ := os.ReadFile(out)
 	// A bad footer at the end falls back to the copy at the start.
@@ -201,7 +201,7 @@ func TestWrongType(t *testing.T) {
 func TestDamaged(t *testing.T) {
 	testimg.NeedTools(t, "qemu-img")
 	dir := t.TempDir()
-	src, _ := source(t, dir, 3<<20, 3)
+	src, _ := disktest.Source(t, dir, 3<<20, 3)
 	for _, sub := range []string{"dynamic", "fixed"} {
 		out, want := convert(t, dir, src, "d"+sub, "-o", "subformat="+sub)
 		orig, _ := os.ReadFile(out)
@@ -228,33 +228,13 @@ func TestDamaged(t *testing.T) {
 }
 
 func readAll(b, want []byte) error {
-	img, err := New(bytes.NewReader(b), int64(len(b)))
-	if err != nil {
-		var fe *image.FormatError
-		if !errors.As(err, &fe) && !errors.Is(err, ErrDifferencing) {
-			panic("unexpected error type: " + err.Error())
-		}
-		return err
-	}
-	if _, err := img.Extents(); err != nil {
-		return err
-	}
-	size := min(img.Size(), 8<<20)
-	got := make([]byte, size)
-	n, err := img.ReadAt(got, 0)
-	if err != nil && err != io.EOF {
-		return err
-	}
-	if want != nil && (int64(n) != size || !bytes.Equal(got, want)) {
-		panic("damaged image read without error but content differs")
-	}
-	return nil
+	return disktest.ReadAll(New, b, want, ErrDifferencing)
 }
 
 func FuzzVHD(f *testing.F) {
 	testimg.NeedTools(f, "qemu-img")
 	dir := f.TempDir()
-	src, _ := source(f, dir, 48<<10, 9)
+	src, _ := disktest.Source(f, dir, 48<<10, 9)
 	for _, opt := range []string{"subformat=dynamic", "subformat=fixed"} {
 		p := filepath.Join(dir, "seed.vhd")
 		testimg.Run(f, "qemu-img", "convert", "-O", "vpc", "-o", opt, src, p)

@@ -9,7 +9,12 @@ import (
 	"time"
 
 	"imgtool/image"
+	"imgtool/image/internal/vdisk"
 )
+
+// errTooMuch is returned by Write when more bytes come than the Data
+// extents hold.
+var errTooMuch = vdisk.ErrTooMuch("vhd")
 
 // Writer defaults and fixed values.
 const (
@@ -66,7 +71,7 @@ type Writer struct {
 	bitmapExt int // first Data extent that may overlap the next block
 
 	pos    int64 // bytes written
-	asm    assembler
+	asm    vdisk.Assembler
 	spare  []byte
 	err    error
 	closed bool
@@ -90,18 +95,18 @@ func NewWriter(w io.Writer, size int64, extents []image.Extent, opts ...WriterOp
 	if !o.fixed && size > maxDynamicSize {
 		return nil, fmt.Errorf("vhd: a dynamic disk holds at most 2040 GiB, not %d bytes; use VHDX or qcow2", size)
 	}
-	data, total, err := checkExtents(extents, size)
+	data, total, err := vdisk.CheckExtents("vhd", extents, size)
 	if err != nil {
 		return nil, err
 	}
 	v := &Writer{w: w, o: o, size: size, data: data, bs: bs}
 	v.footer = newFooter(size, o.fixed)
 	if o.fixed {
-		v.asm.init(data, total, fixedUnit, v.newBuf, v.emitFixed)
+		v.asm.Init("vhd", errTooMuch, data, total, fixedUnit, v.newBuf, v.emitFixed)
 		return v, nil
 	}
-	if wa, base := fileTarget(w); wa != nil {
-		v.wa = offsetWriterAt{wa, base}
+	if wa, base := vdisk.FileTarget(w); wa != nil {
+		v.wa = vdisk.OffsetWriterAt{W: wa, Base: base}
 	}
 	v.bitmap = (bs/SectorSize/8 + SectorSize - 1) / SectorSize * SectorSize
 	v.bat = make([]uint32, (size+bs-1)/bs)
@@ -113,7 +118,7 @@ func NewWriter(w io.Writer, size int64, extents []image.Extent, opts ...WriterOp
 	if v.wa == nil {
 		// Stream: every block a Data extent touches is stored, in order.
 		s := (v.batOff + batBytes) / SectorSize
-		for _, r := range unitRuns(data, bs) {
+		for _, r := range vdisk.UnitRuns(data, bs) {
 			for b := r[0]; b <= r[1]; b++ {
 				v.bat[b] = uint32(s)
 				s += (v.bitmap + bs) / SectorSize
@@ -142,7 +147,7 @@ func NewWriter(w io.Writer, size int64, extents []image.Extent, opts ...WriterOp
 	if err := v.put(v.batBytes(batBytes)); err != nil {
 		return nil, err
 	}
-	v.asm.init(data, total, bs, v.newBuf, v.emitBlock)
+	v.asm.Init("vhd", errTooMuch, data, total, bs, v.newBuf, v.emitBlock)
 	return v, nil
 }
 
@@ -221,7 +226,7 @@ func (v *Writer) newBuf() []byte {
 		clear(b)
 		return b
 	}
-	return make([]byte, v.asm.unit)
+	return make([]byte, v.asm.Unit())
 }
 
 // put appends b to the output.
@@ -236,8 +241,8 @@ func (v *Writer) put(b []byte) error {
 
 func (v *Writer) putZeros(n int64) error {
 	for n > 0 {
-		k := min(n, int64(len(zeroBlock)))
-		if err := v.put(zeroBlock[:k]); err != nil {
+		k := min(n, int64(len(vdisk.ZeroBlock)))
+		if err := v.put(vdisk.ZeroBlock[:k]); err != nil {
 			return err
 		}
 		n -= k
@@ -281,7 +286,7 @@ func (v *Writer) emitBlock(b int64, buf []byte) error {
 	defer func() { v.spare = buf }()
 	bm := v.sectorBitmap(b)
 	if v.wa != nil {
-		if isZero(buf) {
+		if vdisk.IsZero(buf) {
 			return nil
 		}
 		s := v.pos / SectorSize
@@ -306,7 +311,7 @@ func (v *Writer) Write(p []byte) (int, error) {
 	if v.closed {
 		return 0, errors.New("vhd: write after Close")
 	}
-	n, err := v.asm.write(p)
+	n, err := v.asm.Write(p)
 	if err != nil && v.err == nil {
 		v.err = err
 	}
@@ -324,7 +329,7 @@ func (v *Writer) Close() error {
 	if v.err != nil {
 		return v.err
 	}
-	err := v.asm.finish()
+	err := v.asm.Finish()
 	if err == nil && v.o.fixed {
 		err = v.putZeros(v.size - v.pos)
 	}

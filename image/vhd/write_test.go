@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"imgtool/image"
+	"imgtool/image/internal/disktest"
 	"imgtool/internal/testimg"
 )
 
@@ -18,7 +19,7 @@ import (
 // or to a bytes.Buffer when path is empty, and returns its bytes.
 func writeVHD(t testing.TB, path string, src []byte, ext []image.Extent, opts ...WriterOption) []byte {
 	t.Helper()
-	return writeOut(t, path, src, ext, func(w io.Writer) (io.WriteCloser, error) {
+	return disktest.WriteOut(t, path, src, ext, func(w io.Writer) (io.WriteCloser, error) {
 		return NewWriter(w, int64(len(src)), ext, opts...)
 	})
 }
@@ -30,7 +31,7 @@ func readBack(t *testing.T, b, want []byte) (*Image, []image.Extent) {
 	if err != nil {
 		t.Fatalf("reading the written image: %v", err)
 	}
-	return img, checkImage(t, img, want)
+	return img, disktest.CheckImage(t, img, want)
 }
 
 // qemuAgrees checks the size qemu-img info reports and runs qemu-img
@@ -38,7 +39,7 @@ func readBack(t *testing.T, b, want []byte) (*Image, []image.Extent) {
 // VHD ("qemu-img check" says the format does not support checks).
 func qemuAgrees(t *testing.T, path, raw string, size int64) {
 	t.Helper()
-	if qi := info(t, path, "-f", "vpc"); qi.VirtualSize != size || qi.Format != "vpc" {
+	if qi := disktest.Info(t, path, "-f", "vpc"); qi.VirtualSize != size || qi.Format != "vpc" {
 		t.Fatalf("qemu-img info: %+v, want size %d", qi, size)
 	}
 	testimg.Run(t, "qemu-img", "compare", "-f", "vpc", "-F", "raw", path, raw)
@@ -49,7 +50,7 @@ func TestWriter(t *testing.T) {
 	dir := t.TempDir()
 	// Not a multiple of the block size, nor of any CHS geometry.
 	size := int64(40<<20 + 7*512)
-	src, ext, want := writeFixture(t, dir, size, 13)
+	src, ext, want := disktest.WriteFixture(t, dir, size, 13)
 	raw := filepath.Join(dir, "want.raw")
 	if err := os.WriteFile(raw, want, 0o644); err != nil {
 		t.Fatal(err)
@@ -92,13 +93,13 @@ func TestWriter(t *testing.T) {
 			}
 			// The sector bitmaps make Zero extents read back as
 			// unallocated.
-			for _, g := range dataOnly(got) {
-				if g.Off%SectorSize != 0 || !overlapsData(ext, g) {
+			for _, g := range disktest.DataOnly(got) {
+				if g.Off%SectorSize != 0 || !disktest.OverlapsData(ext, g) {
 					t.Fatalf("allocated %+v is not made of sectors overlapping Data extents", g)
 				}
 			}
 			for _, e := range ext {
-				if e.Kind == image.Zero && e.Len >= 2*SectorSize && overlapsData(dataOnly(got), image.Extent{Off: (e.Off + SectorSize - 1) &^ (SectorSize - 1), Len: SectorSize}) {
+				if e.Kind == image.Zero && e.Len >= 2*SectorSize && disktest.OverlapsData(disktest.DataOnly(got), image.Extent{Off: (e.Off + SectorSize - 1) &^ (SectorSize - 1), Len: SectorSize}) {
 					t.Fatalf("Zero extent %+v reads back allocated", e)
 				}
 			}
@@ -128,7 +129,7 @@ func TestWriterPiImage(t *testing.T) {
 	testimg.NeedTools(t, "qemu-img")
 	dir := t.TempDir()
 	path := testimg.PiImage(t, dir, testimg.PiOptions{Size: 64 << 20, BootSize: 32 << 20})
-	src, ext := piExtents(t, path)
+	src, ext := disktest.PiExtents(t, path)
 	out := filepath.Join(dir, "pi.vhd")
 	b := writeVHD(t, out, src, ext)
 	readBack(t, b, src)
@@ -177,7 +178,7 @@ func TestWriterRandomExtents(t *testing.T) {
 	rng := rand.New(rand.NewPCG(44, 44))
 	dir := t.TempDir()
 	for i := range 30 {
-		src, ext, want := randomFixture(rng, SectorSize)
+		src, ext, want := disktest.RandomFixture(rng, SectorSize)
 		opts := []WriterOption{WithBlockSize(int64(512) << rng.IntN(12))}
 		path := ""
 		switch rng.IntN(3) {

@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"hash/crc32"
-	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -13,6 +12,7 @@ import (
 	"testing"
 
 	"imgtool/image"
+	"imgtool/image/internal/disktest"
 	"imgtool/internal/testimg"
 )
 
@@ -55,7 +55,7 @@ func convert(t testing.TB, dir, src, name string, opts ...string) (string, []byt
 func TestQemuImages(t *testing.T) {
 	testimg.NeedTools(t, "qemu-img")
 	dir := t.TempDir()
-	src, want := source(t, dir, 16<<20+3*4096, 1)
+	src, want := disktest.Source(t, dir, 16<<20+3*4096, 1)
 	for _, c := range []struct {
 		name string
 		opts []string
@@ -71,10 +71,10 @@ func TestQemuImages(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if qi := info(t, out); qi.VirtualSize != img.Size() {
+			if qi := disktest.Info(t, out); qi.VirtualSize != img.Size() {
 				t.Fatalf("Size() = %d, qemu-img info says %d", img.Size(), qi.VirtualSize)
 			}
-			ext := checkImage(t, img, want)
+			ext := disktest.CheckImage(t, img, want)
 			if c.name == "dynamic-1M" {
 				var zero int64
 				for _, e := range ext {
@@ -107,7 +107,7 @@ func TestPiImage(t *testing.T) {
 	if img.Format() != "vhdx" {
 		t.Fatalf("Format() = %q", img.Format())
 	}
-	checkImage(t, img, want)
+	disktest.CheckImage(t, img, want)
 }
 
 // TestDirtyLog sets a log GUID in the current header (checksum fixed): the
@@ -115,7 +115,7 @@ func TestPiImage(t *testing.T) {
 func TestDirtyLog(t *testing.T) {
 	testimg.NeedTools(t, "qemu-img")
 	dir := t.TempDir()
-	src, _ := source(t, dir, 2<<20, 2)
+	src, _ := disktest.Source(t, dir, 2<<20, 2)
 	_, raw := convert(t, dir, src, "log")
 	for _, off := range []int{Header1Offset, Header2Offset} {
 		h := raw[off : off+HeaderSize]
@@ -140,7 +140,7 @@ func TestWrongType(t *testing.T) {
 func TestDamaged(t *testing.T) {
 	testimg.NeedTools(t, "qemu-img")
 	dir := t.TempDir()
-	src, want := source(t, dir, 3<<20, 3)
+	src, want := disktest.Source(t, dir, 3<<20, 3)
 	_, orig := convert(t, dir, src, "d", "-o", "block_size=1M")
 	errs := 0
 	for cut := int64(0); cut < int64(len(orig)); cut += int64(len(orig))/97 + 1 {
@@ -164,131 +164,38 @@ func TestDamaged(t *testing.T) {
 }
 
 func readAll(b, want []byte) error {
-	img, err := New(bytes.NewReader(b), int64(len(b)))
-	if err != nil {
-		var fe *image.FormatError
-		if !errors.As(err, &fe) && !errors.Is(err, ErrUnsupported) {
-			panic("unexpected error type: " + err.Error())
-		}
-		return err
-	}
-	if _, err := img.Extents(); err != nil {
-		return err
-	}
-	size := min(img.Size(), 8<<20)
-	got := make([]byte, size)
-	n, err := img.ReadAt(got, 0)
-	if err != nil && err != io.EOF {
-		return err
-	}
-	if want != nil && (int64(n) != size || !bytes.Equal(got, want)) {
-		panic("damaged image read without error but content differs")
-	}
-	return nil
-}
-
-// A VHDX made by qemu-img is megabytes long, mostly zeros, because its
-// regions are 1 MiB aligned; the fuzzer is slow on such inputs. FuzzVHDX
-// therefore takes a sparse file: runs of [8-byte offset][2-byte length]
-// [data], laid over zeros.
-type sparseFile struct {
-	runs []sparseRun
-	size int64
-}
-
-type sparseRun struct {
-	off  int64
-	data []byte
-}
-
-func decodeSparse(b []byte) *sparseFile {
-	f := &sparseFile{}
-	for len(b) >= 10 && len(f.runs) < 1000 {
-		off := int64(binary.LittleEndian.Uint64(b) % (1 << 36))
-		n := min(int(binary.LittleEndian.Uint16(b[8:])), len(b)-10)
-		f.runs = append(f.runs, sparseRun{off, b[10 : 10+n]})
-		f.size = max(f.size, off+int64(n))
-		b = b[10+n:]
-	}
-	return f
-}
-
-func encodeSparse(file []byte) []byte {
-	var out []byte
-	for off := 0; off < len(file); {
-		if file[off] == 0 {
-			off++
-			continue
-		}
-		end := off
-		for zeros := 0; end < len(file) && end-off < 65535 && zeros < 32; end++ {
-			if file[end] == 0 {
-				zeros++
-			} else {
-				zeros = 0
-			}
-		}
-		out = binary.LittleEndian.AppendUint64(out, uint64(off))
-		out = binary.LittleEndian.AppendUint16(out, uint16(end-off))
-		out = append(out, file[off:end]...)
-		off = end
-	}
-	// Keep the file length.
-	out = binary.LittleEndian.AppendUint64(out, uint64(len(file)-1))
-	out = binary.LittleEndian.AppendUint16(out, 1)
-	return append(out, file[len(file)-1])
-}
-
-func (f *sparseFile) ReadAt(p []byte, off int64) (int, error) {
-	if off >= f.size {
-		return 0, io.EOF
-	}
-	n := len(p)
-	if int64(n) > f.size-off {
-		n = int(f.size - off)
-	}
-	clear(p[:n])
-	for _, r := range f.runs {
-		lo, hi := max(off, r.off), min(off+int64(n), r.off+int64(len(r.data)))
-		if lo < hi {
-			copy(p[lo-off:hi-off], r.data[lo-r.off:hi-r.off])
-		}
-	}
-	if n < len(p) {
-		return n, io.EOF
-	}
-	return n, nil
+	return disktest.ReadAll(New, b, want, ErrUnsupported)
 }
 
 func TestSparseSeed(t *testing.T) {
 	testimg.NeedTools(t, "qemu-img")
 	dir := t.TempDir()
-	src, want := source(t, dir, 8<<10, 9)
+	src, want := disktest.Source(t, dir, 8<<10, 9)
 	_, b := convert(t, dir, src, "seed", "-o", "block_size=1M,log_size=1M")
-	enc := encodeSparse(b)
-	f := decodeSparse(enc)
-	if f.size != int64(len(b)) || len(enc) > 32<<10 {
-		t.Fatalf("sparse seed: size %d (want %d), %d bytes encoded", f.size, len(b), len(enc))
+	enc := disktest.EncodeSparse(b)
+	f := disktest.DecodeSparse(enc)
+	if f.Size() != int64(len(b)) || len(enc) > 32<<10 {
+		t.Fatalf("sparse seed: size %d (want %d), %d bytes encoded", f.Size(), len(b), len(enc))
 	}
-	img, err := New(f, f.size)
+	img, err := New(f, f.Size())
 	if err != nil {
 		t.Fatal(err)
 	}
 	want = append(want, make([]byte, img.Size()-int64(len(want)))...)
-	checkImage(t, img, want)
+	disktest.CheckImage(t, img, want)
 }
 
 func FuzzVHDX(f *testing.F) {
 	testimg.NeedTools(f, "qemu-img")
 	dir := f.TempDir()
-	src, _ := source(f, dir, 8<<10, 9)
+	src, _ := disktest.Source(f, dir, 8<<10, 9)
 	for _, opt := range []string{"block_size=1M,log_size=1M", "subformat=fixed,block_size=1M,log_size=1M"} {
 		_, b := convert(f, dir, src, "seed", "-o", opt)
-		f.Add(encodeSparse(b))
+		f.Add(disktest.EncodeSparse(b))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		sf := decodeSparse(b)
-		img, err := New(sf, sf.size)
+		sf := disktest.DecodeSparse(b)
+		img, err := New(sf, sf.Size())
 		if err != nil {
 			return
 		}

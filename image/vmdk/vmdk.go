@@ -60,6 +60,7 @@ import (
 	"github.com/klauspost/compress/zlib"
 
 	"imgtool/image"
+	"imgtool/image/internal/vdisk"
 )
 
 // Format lets image.Open recognise VMDK images.
@@ -164,8 +165,8 @@ type Image struct {
 	grainBytes int64
 	gtBytes    int64 // disk bytes covered by one grain table
 	gd         []uint32
-	gts        *lru[[]uint32]
-	grains     *lru[[]byte]
+	gts        *vdisk.LRU[[]uint32]
+	grains     *vdisk.LRU[[]byte]
 }
 
 // inflaters holds zlib readers for reuse across images.
@@ -302,8 +303,8 @@ func New(r io.ReaderAt, size int64) (*Image, error) {
 			return nil, formatErr(gdOff, "grain tables at sectors %d and %d overlap", used[i-1], used[i])
 		}
 	}
-	d.gts = newLRU[[]uint32](256)
-	d.grains = newLRU[[]byte](4)
+	d.gts = vdisk.NewLRU[[]uint32](256)
+	d.grains = vdisk.NewLRU[[]byte](4)
 	return d, nil
 }
 
@@ -400,7 +401,7 @@ func (d *Image) grainTable(i int64) ([]uint32, error) {
 	if s == 0 {
 		return nil, nil
 	}
-	if t, ok := d.gts.get(uint64(s)); ok {
+	if t, ok := d.gts.Get(uint64(s)); ok {
 		return t, nil
 	}
 	n := int64(d.Header.NumGTEsPerGT)
@@ -412,7 +413,7 @@ func (d *Image) grainTable(i int64) ([]uint32, error) {
 	for j := range t {
 		t[j] = binary.LittleEndian.Uint32(raw[j*4:])
 	}
-	d.gts.put(uint64(s), t)
+	d.gts.Put(uint64(s), t)
 	return t, nil
 }
 
@@ -462,7 +463,7 @@ func (d *Image) lookup(off int64) (mapping, error) {
 // grain returns the decompressed grain starting at file offset host, which
 // holds guest offset off.
 func (d *Image) grain(m mapping, off int64) ([]byte, error) {
-	if g, ok := d.grains.get(uint64(m.host)); ok {
+	if g, ok := d.grains.Get(uint64(m.host)); ok {
 		return g, nil
 	}
 	var hb [GrainHdrSize]byte
@@ -486,7 +487,7 @@ func (d *Image) grain(m mapping, off int64) ([]byte, error) {
 	if err := d.inflate(out, in, min(d.grainBytes, d.size-start)); err != nil {
 		return nil, formatErr(m.host, "compressed grain: %v", err)
 	}
-	d.grains.put(uint64(m.host), out)
+	d.grains.Put(uint64(m.host), out)
 	return out, nil
 }
 
@@ -581,55 +582,4 @@ func (d *Image) Extents() ([]image.Extent, error) {
 		off += n
 	}
 	return out, nil
-}
-
-// lru is a small least-recently-used cache safe for concurrent use.
-type lru[V any] struct {
-	mu    sync.Mutex
-	max   int
-	tick  uint64
-	items map[uint64]*lruItem[V]
-}
-
-type lruItem[V any] struct {
-	v    V
-	used uint64
-}
-
-func newLRU[V any](n int) *lru[V] {
-	return &lru[V]{max: n, items: make(map[uint64]*lruItem[V], n)}
-}
-
-func (c *lru[V]) get(k uint64) (V, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	it, ok := c.items[k]
-	if !ok {
-		var zero V
-		return zero, false
-	}
-	c.tick++
-	it.used = c.tick
-	return it.v, true
-}
-
-func (c *lru[V]) put(k uint64, v V) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.tick++
-	if it, ok := c.items[k]; ok {
-		it.v, it.used = v, c.tick
-		return
-	}
-	if len(c.items) >= c.max {
-		var oldK uint64
-		oldT := ^uint64(0)
-		for key, it := range c.items {
-			if it.used < oldT {
-				oldK, oldT = key, it.used
-			}
-		}
-		delete(c.items, oldK)
-	}
-	c.items[k] = &lruItem[V]{v: v, used: c.tick}
 }

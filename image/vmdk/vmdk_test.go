@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
-	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -12,6 +11,7 @@ import (
 	"testing"
 
 	"imgtool/image"
+	"imgtool/image/internal/disktest"
 	"imgtool/internal/testimg"
 )
 
@@ -46,7 +46,7 @@ func openFile(t testing.TB, path string) *Image {
 func TestQemuImages(t *testing.T) {
 	testimg.NeedTools(t, "qemu-img")
 	dir := t.TempDir()
-	src, want := source(t, dir, 16<<20+3*4096, 1)
+	src, want := disktest.Source(t, dir, 16<<20+3*4096, 1)
 	for _, c := range []struct {
 		name string
 		opts []string
@@ -60,11 +60,11 @@ func TestQemuImages(t *testing.T) {
 			out := filepath.Join(dir, c.name+".vmdk")
 			testimg.Run(t, "qemu-img", append(append([]string{"convert", "-f", "raw", "-O", "vmdk"}, c.opts...), src, out)...)
 			img := openFile(t, out)
-			if qi := info(t, out); qi.VirtualSize != img.Size() {
+			if qi := disktest.Info(t, out); qi.VirtualSize != img.Size() {
 				t.Fatalf("Size() = %d, qemu-img info says %d", img.Size(), qi.VirtualSize)
 			}
-			ext := checkImage(t, img, want)
-			if got, qm := dataOnly(ext), qemuData(t, out); !equalExtents(got, qm) {
+			ext := disktest.CheckImage(t, img, want)
+			if got, qm := disktest.DataOnly(ext), disktest.QemuData(t, out); !disktest.EqualExtents(got, qm) {
 				t.Fatalf("data extents differ from qemu-img map:\n got %v\nwant %v", got, qm)
 			}
 		})
@@ -88,8 +88,8 @@ func TestZeroedGrains(t *testing.T) {
 	if img.Header.Flags&FlagZeroedGTE == 0 {
 		t.Fatalf("flags %v lack zeroed-gte", img.Header.Flags)
 	}
-	ext := checkImage(t, img, want)
-	if got, qm := dataOnly(ext), qemuData(t, p); !equalExtents(got, qm) {
+	ext := disktest.CheckImage(t, img, want)
+	if got, qm := disktest.DataOnly(ext), disktest.QemuData(t, p); !disktest.EqualExtents(got, qm) {
 		t.Fatalf("data extents differ from qemu-img map:\n got %v\nwant %v", got, qm)
 	}
 }
@@ -112,7 +112,7 @@ func TestPiImage(t *testing.T) {
 	if img.Format() != "vmdk" {
 		t.Fatalf("Format() = %q", img.Format())
 	}
-	checkImage(t, img, want)
+	disktest.CheckImage(t, img, want)
 }
 
 // TestMultiFileRefused makes split and flat VMDKs with qemu-img: their
@@ -150,7 +150,7 @@ func TestWrongType(t *testing.T) {
 func TestDamaged(t *testing.T) {
 	testimg.NeedTools(t, "qemu-img")
 	dir := t.TempDir()
-	src, want := source(t, dir, 3<<20, 3)
+	src, want := disktest.Source(t, dir, 3<<20, 3)
 	for _, sub := range []string{"monolithicSparse", "streamOptimized"} {
 		p := filepath.Join(dir, sub+".vmdk")
 		testimg.Run(t, "qemu-img", "convert", "-O", "vmdk", "-o", "subformat="+sub, src, p)
@@ -178,33 +178,13 @@ func TestDamaged(t *testing.T) {
 }
 
 func readAll(b, want []byte) error {
-	img, err := New(bytes.NewReader(b), int64(len(b)))
-	if err != nil {
-		var fe *image.FormatError
-		if !errors.As(err, &fe) && !errors.Is(err, ErrUnsupported) {
-			panic("unexpected error type: " + err.Error())
-		}
-		return err
-	}
-	if _, err := img.Extents(); err != nil {
-		return err
-	}
-	size := min(img.Size(), 8<<20)
-	got := make([]byte, size)
-	n, err := img.ReadAt(got, 0)
-	if err != nil && err != io.EOF {
-		return err
-	}
-	if want != nil && (int64(n) != size || !bytes.Equal(got, want)) {
-		panic("damaged image read without error but content differs")
-	}
-	return nil
+	return disktest.ReadAll(New, b, want, ErrUnsupported)
 }
 
 func FuzzVMDK(f *testing.F) {
 	testimg.NeedTools(f, "qemu-img")
 	dir := f.TempDir()
-	src, _ := source(f, dir, 16<<10, 9)
+	src, _ := disktest.Source(f, dir, 16<<10, 9)
 	for _, opt := range []string{"subformat=monolithicSparse", "subformat=streamOptimized", "subformat=monolithicSparse,zeroed_grain=on"} {
 		p := filepath.Join(dir, "seed.vmdk")
 		testimg.Run(f, "qemu-img", "convert", "-O", "vmdk", "-o", opt, src, p)
@@ -212,11 +192,11 @@ func FuzzVMDK(f *testing.F) {
 		if err != nil {
 			f.Fatal(err)
 		}
-		f.Add(encodeSparse(b))
+		f.Add(disktest.EncodeSparse(b))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		sf := decodeSparse(b)
-		img, err := Probe(sf, sf.size)
+		sf := disktest.DecodeSparse(b)
+		img, err := Probe(sf, sf.Size())
 		if err != nil {
 			return
 		}

@@ -12,7 +12,12 @@ import (
 	"github.com/klauspost/compress/zlib"
 
 	"imgtool/image"
+	"imgtool/image/internal/vdisk"
 )
+
+// errTooMuch is returned by Write when more bytes come than the Data
+// extents hold.
+var errTooMuch = vdisk.ErrTooMuch("vmdk")
 
 // Writer defaults.
 const (
@@ -51,8 +56,8 @@ type Writer struct {
 	header SparseExtentHeader
 	pos    int64      // bytes written
 	gts    [][]uint32 // grain tables, allocated when a grain lands in one
-	asm    assembler
-	pool   *pool
+	asm    vdisk.Assembler
+	pool   *vdisk.Pool
 	err    error
 	closed bool
 }
@@ -73,7 +78,7 @@ func NewWriter(w io.Writer, size int64, extents []image.Extent, opts ...WriterOp
 	if bytes.ContainsAny([]byte(o.name), "\"\r\n\x00") {
 		return nil, fmt.Errorf("vmdk: file name %q cannot go in a descriptor", o.name)
 	}
-	data, total, err := checkExtents(extents, size)
+	data, total, err := vdisk.CheckExtents("vmdk", extents, size)
 	if err != nil {
 		return nil, err
 	}
@@ -110,8 +115,8 @@ func NewWriter(w io.Writer, size int64, extents []image.Extent, opts ...WriterOp
 		return nil, err
 	}
 	const unit = grainSectors * SectorSize
-	v.pool = newPool(o.workers, unit, newGrainCompressor, v.handle)
-	v.asm.init(data, total, unit, v.pool.buffer, v.emit)
+	v.pool = vdisk.NewPool(o.workers, unit, newGrainCompressor, v.handle)
+	v.asm.Init("vmdk", errTooMuch, data, total, unit, v.pool.Buffer, v.emit)
 	return v, nil
 }
 
@@ -145,24 +150,24 @@ ddb.adapterType = "ide"
 // newGrainCompressor returns the function a pool worker compresses with:
 // it makes the whole grain record (grain header, zlib stream, padding to
 // a sector).
-func newGrainCompressor() func(*job) {
+func newGrainCompressor() func(*vdisk.Job) {
 	var out bytes.Buffer
 	zw, err := zlib.NewWriterLevel(&out, zlib.DefaultCompression)
 	if err != nil {
 		panic(err) // the level is a valid constant
 	}
-	return func(j *job) {
+	return func(j *vdisk.Job) {
 		out.Reset()
 		out.Write(make([]byte, GrainHdrSize))
 		zw.Reset(&out)
-		if _, err := zw.Write(j.in); err != nil || zw.Close() != nil {
+		if _, err := zw.Write(j.In); err != nil || zw.Close() != nil {
 			return // cannot fail on a bytes.Buffer
 		}
 		b := out.Bytes()
-		binary.LittleEndian.PutUint64(b, uint64(j.idx*grainSectors))
+		binary.LittleEndian.PutUint64(b, uint64(j.Idx*grainSectors))
 		binary.LittleEndian.PutUint32(b[8:], uint32(len(b)-GrainHdrSize))
 		pad := (SectorSize - len(b)%SectorSize) % SectorSize
-		j.out = append(bytes.Clone(b), make([]byte, pad)...)
+		j.Out = append(bytes.Clone(b), make([]byte, pad)...)
 	}
 }
 
@@ -188,28 +193,28 @@ func (v *Writer) sector() (uint32, error) {
 // emit hands grain g to the compressors; all-zero grains stay
 // unallocated.
 func (v *Writer) emit(g int64, buf []byte) error {
-	if isZero(buf) {
-		v.pool.recycle(buf)
+	if vdisk.IsZero(buf) {
+		v.pool.Recycle(buf)
 		return nil
 	}
-	return v.pool.submit(g, buf)
+	return v.pool.Submit(g, buf)
 }
 
 // handle writes a compressed grain, in order.
-func (v *Writer) handle(j *job) error {
-	if j.out == nil {
+func (v *Writer) handle(j *vdisk.Job) error {
+	if j.Out == nil {
 		return errors.New("vmdk: compressing a grain failed")
 	}
 	s, err := v.sector()
 	if err != nil {
 		return err
 	}
-	gi := j.idx / gtesPerGT
+	gi := j.Idx / gtesPerGT
 	if v.gts[gi] == nil {
 		v.gts[gi] = make([]uint32, gtesPerGT)
 	}
-	v.gts[gi][j.idx%gtesPerGT] = s
-	return v.put(j.out)
+	v.gts[gi][j.Idx%gtesPerGT] = s
+	return v.put(j.Out)
 }
 
 // Write takes the next bytes of the Data extents, in order.
@@ -220,7 +225,7 @@ func (v *Writer) Write(p []byte) (int, error) {
 	if v.closed {
 		return 0, errors.New("vmdk: write after Close")
 	}
-	n, err := v.asm.write(p)
+	n, err := v.asm.Write(p)
 	if err != nil {
 		v.fail(err)
 	}
@@ -231,7 +236,7 @@ func (v *Writer) fail(err error) {
 	if v.err == nil {
 		v.err = err
 	}
-	v.pool.stop()
+	v.pool.Stop()
 }
 
 // Close writes the last grain, the grain tables, the grain directory, the
@@ -245,9 +250,9 @@ func (v *Writer) Close() error {
 	if v.err != nil {
 		return v.err
 	}
-	err := v.asm.finish()
+	err := v.asm.Finish()
 	if err == nil {
-		err = v.pool.drain()
+		err = v.pool.Drain()
 	}
 	if err == nil {
 		err = v.writeTables()
@@ -256,7 +261,7 @@ func (v *Writer) Close() error {
 		v.fail(err)
 		return err
 	}
-	v.pool.stop()
+	v.pool.Stop()
 	return nil
 }
 

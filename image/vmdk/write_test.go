@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"imgtool/image"
+	"imgtool/image/internal/disktest"
+	"imgtool/image/internal/vdisk"
 	"imgtool/internal/testimg"
 )
 
@@ -18,7 +20,7 @@ import (
 // or to a bytes.Buffer when path is empty, and returns its bytes.
 func writeVMDK(t testing.TB, path string, src []byte, ext []image.Extent, opts ...WriterOption) []byte {
 	t.Helper()
-	return writeOut(t, path, src, ext, func(w io.Writer) (io.WriteCloser, error) {
+	return disktest.WriteOut(t, path, src, ext, func(w io.Writer) (io.WriteCloser, error) {
 		return NewWriter(w, int64(len(src)), ext, opts...)
 	})
 }
@@ -30,23 +32,13 @@ func readBack(t *testing.T, b, want []byte) []image.Extent {
 	if err != nil {
 		t.Fatalf("reading the written image: %v", err)
 	}
-	return checkImage(t, img, want)
-}
-
-// qemuAgrees runs qemu-img check and qemu-img compare against the raw
-// image raw.
-func qemuAgrees(t *testing.T, path, raw string) {
-	t.Helper()
-	if out := testimg.Run(t, "qemu-img", "check", "-f", "vmdk", path); !strings.Contains(out, "No errors were found") {
-		t.Fatalf("qemu-img check:\n%s", out)
-	}
-	testimg.Run(t, "qemu-img", "compare", "-f", "vmdk", "-F", "raw", path, raw)
+	return disktest.CheckImage(t, img, want)
 }
 
 func TestWriter(t *testing.T) {
 	testimg.NeedTools(t, "qemu-img")
 	dir := t.TempDir()
-	src, ext, want := writeFixture(t, dir, 40<<20, 12)
+	src, ext, want := disktest.WriteFixture(t, dir, 40<<20, 12)
 	raw := filepath.Join(dir, "want.raw")
 	if err := os.WriteFile(raw, want, 0o644); err != nil {
 		t.Fatal(err)
@@ -58,21 +50,21 @@ func TestWriter(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := readBack(t, b, want)
-	qemuAgrees(t, out, raw)
-	if qi := info(t, out); qi.VirtualSize != int64(len(want)) || qi.Format != "vmdk" {
+	disktest.QemuAgrees(t, "vmdk", out, raw)
+	if qi := disktest.Info(t, out); qi.VirtualSize != int64(len(want)) || qi.Format != "vmdk" {
 		t.Fatalf("qemu-img info: %+v", qi)
 	}
 	if !strings.Contains(testimg.Run(t, "qemu-img", "info", out), "streamOptimized") {
 		t.Fatal("qemu-img info does not report a streamOptimized disk")
 	}
-	if qm := qemuData(t, out); !equalExtents(dataOnly(got), qm) {
-		t.Fatalf("data extents differ from qemu-img map:\n got %v\nwant %v", dataOnly(got), qm)
+	if qm := disktest.QemuData(t, out); !disktest.EqualExtents(disktest.DataOnly(got), qm) {
+		t.Fatalf("data extents differ from qemu-img map:\n got %v\nwant %v", disktest.DataOnly(got), qm)
 	}
-	for _, g := range dataOnly(got) {
-		if !overlapsData(ext, g) {
+	for _, g := range disktest.DataOnly(got) {
+		if !disktest.OverlapsData(ext, g) {
 			t.Fatalf("allocated %+v lies in Zero extents only", g)
 		}
-		if g.Len >= 128<<10 && isZero(want[g.Off:g.End()]) {
+		if g.Len >= 128<<10 && vdisk.IsZero(want[g.Off:g.End()]) {
 			t.Fatalf("all-zero range %+v allocated", g)
 		}
 	}
@@ -92,11 +84,11 @@ func TestWriterPiImage(t *testing.T) {
 	testimg.NeedTools(t, "qemu-img")
 	dir := t.TempDir()
 	path := testimg.PiImage(t, dir, testimg.PiOptions{Size: 64 << 20, BootSize: 32 << 20})
-	src, ext := piExtents(t, path)
+	src, ext := disktest.PiExtents(t, path)
 	out := filepath.Join(dir, "pi.vmdk")
 	b := writeVMDK(t, out, src, ext, WithWorkers(1))
 	readBack(t, b, src)
-	qemuAgrees(t, out, path)
+	disktest.QemuAgrees(t, "vmdk", out, path)
 }
 
 func TestWriterErrors(t *testing.T) {
@@ -139,7 +131,7 @@ func TestWriterErrors(t *testing.T) {
 func TestWriterRandomExtents(t *testing.T) {
 	rng := rand.New(rand.NewPCG(43, 43))
 	for i := range 24 {
-		src, ext, want := randomFixture(rng, SectorSize)
+		src, ext, want := disktest.RandomFixture(rng, SectorSize)
 		b := writeVMDK(t, "", src, ext, WithWorkers(1+rng.IntN(3)))
 		if !t.Run("", func(t *testing.T) { readBack(t, b, want) }) {
 			t.Fatalf("case %d: size %d, extents %v", i, len(src), ext)

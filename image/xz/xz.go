@@ -259,3 +259,14 @@ func (s *seqReader) Close() error {
 	}
 	return nil
 }
+
+// Spool decompresses the image into its temporary file now when it cannot
+// be read at random (a stream without an index), so that damage shows up
+// as an error here rather than as a short image later; it does nothing for
+// an image read at random.
+func (x *Image) Spool() error {
+	if x.sp == nil {
+		return nil
+	}
+	return x.sp.Spool()
+}

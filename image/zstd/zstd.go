@@ -394,3 +394,14 @@ func (s *streamReader) Close() error {
 	}
 	return nil
 }
+
+// Spool decompresses the image into its temporary file now when it cannot
+// be read at random (a stream without an index), so that damage shows up
+// as an error here rather than as a short image later; it does nothing for
+// an image read at random.
+func (z *Image) Spool() error {
+	if z.sp == nil {
+		return nil
+	}
+	return z.sp.Spool()
+}

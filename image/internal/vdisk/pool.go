@@ -1,40 +1,40 @@
-package qcow2
+package vdisk
 
 import (
 	"runtime"
 	"sync"
 )
 
-// job is one unit to compress. The worker sets out, or leaves it nil when
-// the unit is to be stored as it is.
-type job struct {
-	idx  int64
-	in   []byte
-	out  []byte
+// Job is one unit to compress: its index Idx and its bytes In. The worker
+// sets Out, or leaves it nil when the unit is to be stored as it is.
+type Job struct {
+	Idx  int64
+	In   []byte
+	Out  []byte
 	done chan struct{}
 }
 
-// pool compresses units on a bounded number of goroutines and hands the
+// Pool compresses units on a bounded number of goroutines and hands the
 // results back in submission order.
-type pool struct {
-	jobs   chan *job
-	queue  []*job
+type Pool struct {
+	jobs   chan *Job
+	queue  []*Job
 	limit  int
 	wg     sync.WaitGroup
 	free   chan []byte // recycled unit buffers
 	unit   int
-	handle func(*job) error
+	handle func(*Job) error
 }
 
-// newPool starts workers goroutines (GOMAXPROCS when workers < 1), each
+// NewPool starts workers goroutines (GOMAXPROCS when workers < 1), each
 // running the function made by newWorker. handle receives finished jobs
 // in order.
-func newPool(workers, unit int, newWorker func() func(*job), handle func(*job) error) *pool {
+func NewPool(workers, unit int, newWorker func() func(*Job), handle func(*Job) error) *Pool {
 	if workers < 1 {
 		workers = runtime.GOMAXPROCS(0)
 	}
-	p := &pool{
-		jobs:   make(chan *job, workers),
+	p := &Pool{
+		jobs:   make(chan *Job, workers),
 		limit:  2 * workers,
 		free:   make(chan []byte, 3*workers+2),
 		unit:   unit,
@@ -53,8 +53,8 @@ func newPool(workers, unit int, newWorker func() func(*job), handle func(*job) e
 	return p
 }
 
-// buffer returns a zeroed unit buffer.
-func (p *pool) buffer() []byte {
+// Buffer returns a zeroed unit buffer.
+func (p *Pool) Buffer() []byte {
 	select {
 	case b := <-p.free:
 		clear(b)
@@ -64,7 +64,8 @@ func (p *pool) buffer() []byte {
 	}
 }
 
-func (p *pool) recycle(b []byte) {
+// Recycle keeps b for reuse by Buffer when it is a unit buffer.
+func (p *Pool) Recycle(b []byte) {
 	if len(b) != p.unit {
 		return
 	}
@@ -74,9 +75,9 @@ func (p *pool) recycle(b []byte) {
 	}
 }
 
-// submit queues a unit; it may hand finished jobs to handle.
-func (p *pool) submit(idx int64, in []byte) error {
-	j := &job{idx: idx, in: in, done: make(chan struct{})}
+// Submit queues a unit; it may hand finished jobs to handle.
+func (p *Pool) Submit(idx int64, in []byte) error {
+	j := &Job{Idx: idx, In: in, done: make(chan struct{})}
 	p.jobs <- j
 	p.queue = append(p.queue, j)
 	for len(p.queue) > p.limit {
@@ -87,18 +88,18 @@ func (p *pool) submit(idx int64, in []byte) error {
 	return nil
 }
 
-func (p *pool) next() error {
+func (p *Pool) next() error {
 	j := p.queue[0]
 	p.queue[0] = nil
 	p.queue = p.queue[1:]
 	<-j.done
 	err := p.handle(j)
-	p.recycle(j.in)
+	p.Recycle(j.In)
 	return err
 }
 
-// drain hands every queued job to handle.
-func (p *pool) drain() error {
+// Drain hands every queued job to handle.
+func (p *Pool) Drain() error {
 	for len(p.queue) > 0 {
 		if err := p.next(); err != nil {
 			return err
@@ -107,8 +108,8 @@ func (p *pool) drain() error {
 	return nil
 }
 
-// stop ends the workers after the queued jobs are done.
-func (p *pool) stop() {
+// Stop ends the workers after the queued jobs are done.
+func (p *Pool) Stop() {
 	if p.jobs == nil {
 		return
 	}

@@ -1,8 +1,8 @@
-package qcow2
-
-// Test helpers shared in spirit by the container packages: a source disk
-// with data, text and zero runs, qemu-img info and map, and a byte-for-byte
-// check of an image against its source.
+// Package disktest holds the test helpers of the VM container packages: a
+// source disk with data, text and zero runs, qemu-img info and map, a
+// byte-for-byte check of an image against its source, and the fixtures and
+// feeding of the writer tests. Only tests import it.
+package disktest
 
 import (
 	"bytes"
@@ -19,10 +19,10 @@ import (
 	"imgtool/internal/testimg"
 )
 
-// source writes a disk of the given size with runs of random data,
+// Source writes a disk of the given size with runs of random data,
 // compressible text and zeros, some of them unaligned, and returns its path
 // and content.
-func source(t testing.TB, dir string, size int64, seed uint64) (string, []byte) {
+func Source(t testing.TB, dir string, size int64, seed uint64) (string, []byte) {
 	t.Helper()
 	rng := rand.New(rand.NewPCG(seed, 1))
 	b := make([]byte, size)
@@ -45,15 +45,16 @@ func source(t testing.TB, dir string, size int64, seed uint64) (string, []byte) 
 	return p, b
 }
 
-type qinfo struct {
+// QInfo is the part of the output of qemu-img info the tests read.
+type QInfo struct {
 	VirtualSize int64 `json:"virtual-size"`
 	Format      string
 }
 
-// info runs qemu-img info; args may name the format ("-f", "vpc").
-func info(t testing.TB, path string, args ...string) qinfo {
+// Info runs qemu-img info; args may name the format ("-f", "vpc").
+func Info(t testing.TB, path string, args ...string) QInfo {
 	t.Helper()
-	var qi qinfo
+	var qi QInfo
 	args = append(append([]string{"info", "--output=json"}, args...), path)
 	if err := json.Unmarshal([]byte(testimg.Run(t, "qemu-img", args...)), &qi); err != nil {
 		t.Fatal(err)
@@ -61,9 +62,9 @@ func info(t testing.TB, path string, args ...string) qinfo {
 	return qi
 }
 
-// qemuData returns the ranges qemu-img map reports as allocated data,
+// QemuData returns the ranges qemu-img map reports as allocated data,
 // merged.
-func qemuData(t testing.TB, path string) []image.Extent {
+func QemuData(t testing.TB, path string) []image.Extent {
 	t.Helper()
 	var m []struct {
 		Start, Length int64
@@ -86,7 +87,8 @@ func qemuData(t testing.TB, path string) []image.Extent {
 	return out
 }
 
-func dataOnly(ext []image.Extent) []image.Extent {
+// DataOnly returns the Data extents of ext.
+func DataOnly(ext []image.Extent) []image.Extent {
 	var out []image.Extent
 	for _, e := range ext {
 		if e.Kind == image.Data {
@@ -96,8 +98,8 @@ func dataOnly(ext []image.Extent) []image.Extent {
 	return out
 }
 
-// checkImage compares img with want byte for byte and checks its extents.
-func checkImage(t *testing.T, img image.Image, want []byte) []image.Extent {
+// CheckImage compares img with want byte for byte and checks its extents.
+func CheckImage(t *testing.T, img image.Image, want []byte) []image.Extent {
 	t.Helper()
 	if img.Size() != int64(len(want)) {
 		t.Fatalf("Size() = %d, want %d", img.Size(), len(want))
@@ -175,7 +177,8 @@ func checkImage(t *testing.T, img image.Image, want []byte) []image.Extent {
 	return ext
 }
 
-func equalExtents(a, b []image.Extent) bool {
+// EqualExtents reports whether a and b hold the same extents.
+func EqualExtents(a, b []image.Extent) bool {
 	if len(a) != len(b) {
 		return false
 	}

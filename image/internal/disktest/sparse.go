@@ -1,14 +1,18 @@
-package vmdk
+package disktest
+
+// Images made by qemu-img are mostly zeros (aligned metadata, padding,
+// regions aligned to 1 MiB); the fuzzer is slow on such inputs. The fuzz
+// tests therefore take a sparse file: runs of [8-byte offset][2-byte
+// length][data], laid over zeros.
 
 import (
 	"encoding/binary"
 	"io"
 )
 
-// Images made by qemu-img are mostly zeros (aligned metadata, padding); the
-// fuzzer is slow on such inputs. FuzzVMDK therefore takes a sparse file:
-// runs of [8-byte offset][2-byte length][data], laid over zeros.
-type sparseFile struct {
+// SparseFile is a file of zeros with runs of data laid over it, an
+// io.ReaderAt.
+type SparseFile struct {
 	runs []sparseRun
 	size int64
 }
@@ -18,8 +22,10 @@ type sparseRun struct {
 	data []byte
 }
 
-func decodeSparse(b []byte) *sparseFile {
-	f := &sparseFile{}
+// DecodeSparse reads the runs of b, [8-byte offset][2-byte length][data]
+// each, at most 1000 of them.
+func DecodeSparse(b []byte) *SparseFile {
+	f := &SparseFile{}
 	for len(b) >= 10 && len(f.runs) < 1000 {
 		off := int64(binary.LittleEndian.Uint64(b) % (1 << 36))
 		n := min(int(binary.LittleEndian.Uint16(b[8:])), len(b)-10)
@@ -30,7 +36,9 @@ func decodeSparse(b []byte) *sparseFile {
 	return f
 }
 
-func encodeSparse(file []byte) []byte {
+// EncodeSparse returns the runs that give back file, its non-zero parts,
+// and its last byte to keep its length.
+func EncodeSparse(file []byte) []byte {
 	var out []byte
 	for off := 0; off < len(file); {
 		if file[off] == 0 {
@@ -56,7 +64,11 @@ func encodeSparse(file []byte) []byte {
 	return append(out, file[len(file)-1])
 }
 
-func (f *sparseFile) ReadAt(p []byte, off int64) (int, error) {
+// Size returns the length of the file.
+func (f *SparseFile) Size() int64 { return f.size }
+
+// ReadAt reads the file at off, zeros where no run lies.
+func (f *SparseFile) ReadAt(p []byte, off int64) (int, error) {
 	if off >= f.size {
 		return 0, io.EOF
 	}

@@ -1,16 +1,16 @@
-package vhd
+package vdisk
 
 import (
 	"io"
 	"os"
 )
 
-// fileTarget returns w as an io.WriterAt with the offset at which the
+// FileTarget returns w as an io.WriterAt with the offset at which the
 // output starts, or nil when w cannot be written at arbitrary offsets: it
 // is not an io.WriterAt, or it is an *os.File that is not a regular file
 // or a block device (a pipe, a terminal, a socket). The file offset is
 // only read, never moved.
-func fileTarget(w io.Writer) (io.WriterAt, int64) {
+func FileTarget(w io.Writer) (io.WriterAt, int64) {
 	wa, ok := w.(io.WriterAt)
 	if !ok {
 		return nil, 0
@@ -34,10 +34,11 @@ func fileTarget(w io.Writer) (io.WriterAt, int64) {
 	return wa, base
 }
 
-// offsetWriterAt adds base to every offset.
-type offsetWriterAt struct {
-	w    io.WriterAt
-	base int64
+// OffsetWriterAt adds Base to every offset before writing to W.
+type OffsetWriterAt struct {
+	W    io.WriterAt
+	Base int64
 }
 
-func (o offsetWriterAt) WriteAt(p []byte, off int64) (int, error) { return o.w.WriteAt(p, o.base+off) }
+// WriteAt writes p at Base+off of W.
+func (o OffsetWriterAt) WriteAt(p []byte, off int64) (int, error) { return o.W.WriteAt(p, o.Base+off) }

@@ -1,4 +1,4 @@
-package vhd
+package disktest
 
 // Helpers for the writer tests: a source disk with extents laid over it by
 // hand, and a way to feed a writer.
@@ -8,18 +8,21 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"strings"
 	"testing"
 
 	"imgtool/image"
+	"imgtool/image/internal/vdisk"
+	"imgtool/internal/testimg"
 )
 
-// writeFixture returns a source disk of random data, text and zero runs,
+// WriteFixture returns a source disk of random data, text and zero runs,
 // extents laid over it by hand (Zero extents over non-zero bytes among
 // them, all-zero clusters inside Data extents) and the data-only image the
 // extents describe: the source with its Zero extents cleared.
-func writeFixture(t testing.TB, dir string, size int64, seed uint64) (src []byte, ext []image.Extent, want []byte) {
+func WriteFixture(t testing.TB, dir string, size int64, seed uint64) (src []byte, ext []image.Extent, want []byte) {
 	t.Helper()
-	_, src = source(t, dir, size, seed)
+	_, src = Source(t, dir, size, seed)
 	rng := rand.New(rand.NewPCG(seed, 2))
 	for off := int64(0); off < size; {
 		var n int64
@@ -54,7 +57,7 @@ func writeFixture(t testing.TB, dir string, size int64, seed uint64) (src []byte
 	nonZero := false
 	for _, e := range ext {
 		if e.Kind == image.Zero {
-			nonZero = nonZero || !isZero(want[e.Off:e.End()])
+			nonZero = nonZero || !vdisk.IsZero(want[e.Off:e.End()])
 			clear(want[e.Off:e.End()])
 		}
 	}
@@ -64,9 +67,9 @@ func writeFixture(t testing.TB, dir string, size int64, seed uint64) (src []byte
 	return src, ext, want
 }
 
-// randomFixture returns a small disk with random extents for property
+// RandomFixture returns a small disk with random extents for property
 // tests: sizes from 512 bytes to 1 MiB, extents of any length.
-func randomFixture(rng *rand.Rand, align int64) (src []byte, ext []image.Extent, want []byte) {
+func RandomFixture(rng *rand.Rand, align int64) (src []byte, ext []image.Extent, want []byte) {
 	size := (rng.Int64N(1<<20)/align + 1) * align
 	src = make([]byte, size)
 	for off := int64(0); off < size; {
@@ -89,9 +92,9 @@ func randomFixture(rng *rand.Rand, align int64) (src []byte, ext []image.Extent,
 	return src, ext, want
 }
 
-// feed writes the bytes of the Data extents of src to w in chunks of
+// Feed writes the bytes of the Data extents of src to w in chunks of
 // random sizes.
-func feed(t testing.TB, w io.Writer, src []byte, ext []image.Extent, seed uint64) {
+func Feed(t testing.TB, w io.Writer, src []byte, ext []image.Extent, seed uint64) {
 	t.Helper()
 	rng := rand.New(rand.NewPCG(seed, 3))
 	for _, e := range ext {
@@ -108,10 +111,10 @@ func feed(t testing.TB, w io.Writer, src []byte, ext []image.Extent, seed uint64
 	}
 }
 
-// writeOut writes the data-only image of src under ext with the writer
+// WriteOut writes the data-only image of src under ext with the writer
 // that start makes, to the file path, or to a bytes.Buffer (not an
 // io.WriterAt) when path is empty, and returns the bytes written.
-func writeOut(t testing.TB, path string, src []byte, ext []image.Extent, start func(io.Writer) (io.WriteCloser, error)) []byte {
+func WriteOut(t testing.TB, path string, src []byte, ext []image.Extent, start func(io.Writer) (io.WriteCloser, error)) []byte {
 	t.Helper()
 	var w io.Writer
 	var buf bytes.Buffer
@@ -130,7 +133,7 @@ func writeOut(t testing.TB, path string, src []byte, ext []image.Extent, start f
 	if err != nil {
 		t.Fatal(err)
 	}
-	feed(t, ww, src, ext, uint64(len(src)))
+	Feed(t, ww, src, ext, uint64(len(src)))
 	if err := ww.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
@@ -147,8 +150,8 @@ func writeOut(t testing.TB, path string, src []byte, ext []image.Extent, start f
 	return b
 }
 
-// overlapsData reports whether g overlaps a Data extent of ext.
-func overlapsData(ext []image.Extent, g image.Extent) bool {
+// OverlapsData reports whether g overlaps a Data extent of ext.
+func OverlapsData(ext []image.Extent, g image.Extent) bool {
 	for _, e := range ext {
 		if e.Kind == image.Data && e.Off < g.End() && g.Off < e.End() {
 			return true
@@ -157,9 +160,9 @@ func overlapsData(ext []image.Extent, g image.Extent) bool {
 	return false
 }
 
-// piExtents returns the content of a Pi-like image and the extents of its
+// PiExtents returns the content of a Pi-like image and the extents of its
 // sparse file.
-func piExtents(t testing.TB, path string) ([]byte, []image.Extent) {
+func PiExtents(t testing.TB, path string) ([]byte, []image.Extent) {
 	t.Helper()
 	img, err := image.Open(path)
 	if err != nil {
@@ -175,4 +178,14 @@ func piExtents(t testing.TB, path string) ([]byte, []image.Extent) {
 		t.Fatal(err)
 	}
 	return src, ext
+}
+
+// QemuAgrees runs qemu-img check on the image at path, of the given
+// qemu-img format, and qemu-img compare against the raw image raw.
+func QemuAgrees(t *testing.T, format, path, raw string) {
+	t.Helper()
+	if out := testimg.Run(t, "qemu-img", "check", "-f", format, path); !strings.Contains(out, "No errors were found") {
+		t.Fatalf("qemu-img check:\n%s", out)
+	}
+	testimg.Run(t, "qemu-img", "compare", "-f", format, "-F", "raw", path, raw)
 }
