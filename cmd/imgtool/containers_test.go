@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"imgtool/inspect"
@@ -87,5 +88,54 @@ func TestReadEveryContainer(t *testing.T) {
 				t.Errorf("cat from %s: exit %d %q %s", name, code, out, stderr)
 			}
 		})
+	}
+}
+
+// TestDamagedContainers cuts and flips bytes in every container the peers
+// write and checks that imgtool fails with one line and exit status 1 (or,
+// for a flip the format cannot notice, reads the same bytes), never a panic
+// or silently short data.
+func TestDamagedContainers(t *testing.T) {
+	testimg.NeedTools(t, "xz", "zstd", "gzip", "bzip2", "qemu-img")
+	dir := t.TempDir()
+	img := testimg.PiImage(t, dir, testimg.PiOptions{Size: 64 << 20, BootSize: 16 << 20})
+	want := checksumOf(t, img)
+	made := map[string]string{}
+	put := func(name string, data string) {
+		p := filepath.Join(dir, name)
+		must(t, os.WriteFile(p, []byte(data), 0o644))
+		made[name] = p
+	}
+	put("x.img.xz", testimg.Run(t, "xz", "-T2", "--block-size=4MiB", "-c", img))
+	put("x.img.zst", testimg.Run(t, "zstd", "-q", "-c", img))
+	put("x.img.gz", testimg.Run(t, "gzip", "-c", img))
+	put("x.img.bz2", testimg.Run(t, "bzip2", "-c", img))
+	q := filepath.Join(dir, "x.qcow2")
+	testimg.Run(t, "qemu-img", "convert", "-c", "-O", "qcow2", img, q)
+	made["x.qcow2"] = q
+	for name, p := range made {
+		data, err := os.ReadFile(p)
+		must(t, err)
+		for _, cut := range []int{len(data) / 3, len(data) - 100, len(data) - 1} {
+			bad := filepath.Join(dir, "cut-"+name)
+			must(t, os.WriteFile(bad, data[:cut], 0o644))
+			out, stderr, code := imgtool(t, "checksum", bad)
+			switch {
+			case code == 0 && !strings.Contains(out, want):
+				t.Errorf("%s cut at %d of %d: read without error but wrong data", name, cut, len(data))
+			case code != 0 && (code != 1 || strings.Count(strings.TrimSpace(stderr), "\n") != 0):
+				t.Errorf("%s cut at %d of %d: exit %d, stderr %q", name, cut, len(data), code, stderr)
+			}
+		}
+		flipped := append([]byte(nil), data...)
+		flipped[len(flipped)/2] ^= 0x40
+		bad := filepath.Join(dir, "flip-"+name)
+		must(t, os.WriteFile(bad, flipped, 0o644))
+		out, stderr, code := imgtool(t, "checksum", bad)
+		if code == 0 && !strings.Contains(out, want) {
+			t.Errorf("%s with a flipped byte: read without error but wrong data", name)
+		} else if code != 0 && code != 1 {
+			t.Errorf("%s with a flipped byte: exit %d: %s", name, code, stderr)
+		}
 	}
 }

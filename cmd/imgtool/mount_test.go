@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -289,5 +290,61 @@ func TestMountNotAvailable(t *testing.T) {
 	}
 	if runtime.GOOS == "windows" && !strings.Contains(stderr, "imgtool get") {
 		t.Errorf("mount on Windows does not suggest imgtool get: %q", stderr)
+	}
+}
+
+// TestMountCompressedAndVM mounts the root partition straight from a
+// multi-block .img.xz and from a compressed qcow2 of the same image and
+// reads files through the mount.
+func TestMountCompressedAndVM(t *testing.T) {
+	needFUSE(t)
+	testimg.NeedTools(t, "xz", "qemu-img")
+	img := mountFixture(t)
+	xzPath := img + ".xz"
+	must(t, os.WriteFile(xzPath, []byte(testimg.Run(t, "xz", "-T2", "--block-size=2MiB", "-c", img)), 0o644))
+	qcow := img + ".qcow2"
+	testimg.Run(t, "qemu-img", "convert", "-c", "-O", "qcow2", img, qcow)
+	motd := strings.Repeat("welcome\n", 5000)
+	for _, src := range []string{xzPath, qcow} {
+		t.Run(filepath.Ext(src), func(t *testing.T) {
+			mp := t.TempDir()
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan string, 1)
+			go func() {
+				var stdout, stderr bytes.Buffer
+				code := run(ctx, []string{"mount", src, "rootfs", mp}, strings.NewReader(""), &stdout, &stderr)
+				done <- fmt.Sprintf("exit %d: %s", code, stderr.String())
+			}()
+			deadline := time.Now().Add(20 * time.Second)
+			for !isMounted(t, mp) {
+				select {
+				case r := <-done:
+					cancel()
+					t.Fatalf("mount returned early: %s", r)
+				default:
+				}
+				if time.Now().After(deadline) {
+					cancel()
+					t.Fatal("not mounted after 20s")
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			if b, err := os.ReadFile(filepath.Join(mp, "etc/motd")); err != nil || string(b) != motd {
+				t.Errorf("etc/motd through the mount of %s: %d bytes, %v", src, len(b), err)
+			}
+			if b, err := os.ReadFile(filepath.Join(mp, "etc/hostname")); err != nil || string(b) != "raspberrypi\n" {
+				t.Errorf("etc/hostname: %q, %v", b, err)
+			}
+			cancel()
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				t.Fatal("mount did not stop")
+			}
+			if isMounted(t, mp) {
+				fusemount.Unmount(mp, true)
+				t.Errorf("still mounted after cancel")
+			}
+		})
 	}
 }

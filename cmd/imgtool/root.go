@@ -86,6 +86,7 @@ filesystems without root, loop devices or mounting.` + "\n" + exitStatusHelp,
 		newShrinkCmd(g),
 		newConvertCmd(g), newChecksumCmd(g),
 		newPutCmd(g), newRmCmd(g), newMkdirCmd(g), newLnCmd(g),
+		newCustomizeCmd(g),
 	)
 	for _, c := range root.Commands() {
 		if c.Args != nil {
@@ -149,7 +150,21 @@ func openImage(path string) (image.Image, error) {
 	if _, err := shrink.RecoverIfNeeded(path); err != nil {
 		return nil, err
 	}
-	return image.Open(path, image.WithFormats(imageFormats(zipOpts...)...))
+	img, err := image.Open(path, image.WithFormats(imageFormats(zipOpts...)...))
+	if err != nil {
+		return nil, err
+	}
+	// A stream that cannot be read at random (gzip, bzip2, single-block
+	// xz, plain zstd, deflated zip members) is decompressed once into a
+	// temporary file; do it now so that a damaged or cut file fails here,
+	// rather than later as a silently empty image (Size cannot fail).
+	if s, ok := image.As[interface{ Spool() error }](img); ok {
+		if err := s.Spool(); err != nil {
+			img.Close()
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+	}
+	return img, nil
 }
 
 // imageFormats lists the container formats probed before raw. Each
