@@ -1,0 +1,79 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+
+	"imgtool/customize"
+	"imgtool/internal/testimg"
+	"imgtool/shrink/undo"
+)
+
+const editHelperEnv = "IMGTOOL_TEST_EDIT_HELPER"
+
+// TestEditCrashHelper runs imgtool with the JSON-encoded arguments of
+// IMGTOOL_TEST_EDIT_HELPER, in a child process of TestEditKilled.
+func TestEditCrashHelper(t *testing.T) {
+	spec := os.Getenv(editHelperEnv)
+	if spec == "" {
+		return
+	}
+	var args []string
+	if err := json.Unmarshal([]byte(spec), &args); err != nil {
+		t.Fatal(err)
+	}
+	os.Exit(run(context.Background(), args, os.Stdin, os.Stdout, os.Stderr))
+}
+
+// TestEditKilled kills customize and put after the Nth change to the
+// image and checks that the next imgtool command restores the image
+// exactly.
+func TestEditKilled(t *testing.T) {
+	img := customImage(t, "lib/systemd/system/ssh.service")
+	pristine := img + ".orig"
+	testimg.Run(t, "cp", "--sparse=always", img, pristine)
+	orig := fileSHA256(t, img)
+	src := filepath.Join(t.TempDir(), "file.bin")
+	must(t, os.WriteFile(src, make([]byte, 300<<10), 0o644))
+	hash := customize.SHA512Crypt("pw", "salt", 0)
+	for _, args := range [][]string{
+		{"customize", img, "--hostname", "box", "--user", "admin", "--password-hash", hash, "--ssh", "--timezone", "UTC", "--sysprep", "--boot-config", "dtoverlay=x"},
+		{"put", img, src, "2:/etc/big.bin"},
+		{"put", img, src, "1:/big.bin"},
+	} {
+		testimg.Run(t, "cp", "--sparse=always", pristine, img)
+		enc, _ := json.Marshal(args)
+		done := false
+		for _, n := range []int{1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 144, 233, 377, 610, 987} {
+			cmd := exec.Command(os.Args[0], "-test.run=^TestEditCrashHelper$")
+			cmd.Env = append(os.Environ(), editHelperEnv+"="+string(enc), undo.CrashEnv+"="+strconv.Itoa(n))
+			out, _ := cmd.CombinedOutput()
+			code := cmd.ProcessState.ExitCode()
+			if code == 0 {
+				done = true
+				break
+			}
+			if code != 3 {
+				t.Fatalf("%v killed after change %d: exit %d: %s", args[:3], n, code, out)
+			}
+			if !undo.Exists(img) {
+				t.Fatalf("%v killed after change %d: no undo file", args[:3], n)
+			}
+			if _, stderr, code := imgtool(t, "ls", img, "2:/"); code != 0 {
+				t.Fatalf("ls after a kill: %s", stderr)
+			}
+			if fileSHA256(t, img) != orig || undo.Exists(img) {
+				t.Fatalf("%v killed after change %d: image not restored", args[:3], n)
+			}
+		}
+		if !done {
+			t.Fatalf("%v never finished", args[:3])
+		}
+		fsckAll(t, img)
+	}
+}
