@@ -1,6 +1,7 @@
 package customize
 
 import (
+	"imgtool/internal/testimg"
 	"os/exec"
 	"strings"
 	"testing"
@@ -24,9 +25,7 @@ func TestSHA512CryptSpecVectors(t *testing.T) {
 
 // openssl passwd -6 is an independent implementation.
 func TestSHA512CryptOpenSSL(t *testing.T) {
-	if _, err := exec.LookPath("openssl"); err != nil {
-		t.Skip("openssl not installed")
-	}
+	testimg.NeedTools(t, "openssl")
 	for _, c := range []struct{ pw, salt string }{
 		{"raspberry", "abcdefgh"},
 		{strings.Repeat("long password ", 12), "0123456789ABCDEF"},

@@ -2,6 +2,7 @@ package customize
 
 import (
 	"encoding/json"
+	"imgtool/internal/testimg"
 	"os/exec"
 	"slices"
 	"strings"
@@ -169,10 +170,17 @@ func TestFirstrun(t *testing.T) {
 
 func yamlToJSON(t *testing.T, doc string) map[string]any {
 	t.Helper()
-	if err := exec.Command("python3", "-c", "import yaml").Run(); err != nil {
-		t.Skip("python3 with PyYAML not installed")
+	python := ""
+	for _, p := range []string{"python3", "/usr/bin/python3"} {
+		if exec.Command(p, "-c", "import yaml").Run() == nil {
+			python = p
+			break
+		}
 	}
-	cmd := exec.Command("python3", "-c", "import sys, yaml, json; json.dump(yaml.safe_load(sys.stdin), sys.stdout)")
+	if python == "" {
+		testimg.Skip(t, "python3 with PyYAML (Debian python3-yaml) not installed")
+	}
+	cmd := exec.Command(python, "-c", "import sys, yaml, json; json.dump(yaml.safe_load(sys.stdin), sys.stdout)")
 	cmd.Stdin = strings.NewReader(doc)
 	out, err := cmd.Output()
 	if err != nil {

@@ -11,7 +11,8 @@ declare -A pkgs=(
   [getfattr]=attr [setfattr]=attr [xz]=xz-utils [zstd]=zstd [pigz]=pigz
   [bmaptool]=bmap-tools [fuse2fs]=fuse2fs [blkid]=util-linux [losetup]=mount
   [mkswap]=util-linux [img2simg]=android-sdk-libsparse-utils [simg2img]=android-sdk-libsparse-utils
-  [qemu-io]=qemu-utils [bzip2]=bzip2 [zip]=zip [unzip]=unzip
+  [qemu-io]=qemu-utils [bzip2]=bzip2 [zip]=zip [unzip]=unzip [openssl]=openssl
+  [wpa_passphrase]=wpasupplicant
 )
 
 missing=()
@@ -20,6 +21,10 @@ for prog in "${!pkgs[@]}"; do
     missing+=("${pkgs[$prog]}")
   fi
 done
+# The customize tests parse YAML with python3's PyYAML.
+if ! python3 -c 'import yaml' >/dev/null 2>&1 && ! /usr/bin/python3 -c 'import yaml' >/dev/null 2>&1; then
+  missing+=(python3-yaml)
+fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)

@@ -2,6 +2,7 @@ package fat
 
 import (
 	"bytes"
+	"imgtool/internal/testimg"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,11 +13,7 @@ import (
 // TestReplaceFile grows and shrinks a file in place on FAT12/16/32 images
 // made by mkfs.vfat and checks the result with fsck.vfat -n and the reader.
 func TestReplaceFile(t *testing.T) {
-	for _, tool := range []string{"mkfs.vfat", "mcopy", "fsck.vfat"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not found", tool)
-		}
-	}
+	testimg.NeedTools(t, "mkfs.vfat", "mcopy", "fsck.vfat")
 	for _, bits := range []string{"12", "16", "32"} {
 		t.Run("FAT"+bits, func(t *testing.T) {
 			dir := t.TempDir()
