@@ -51,9 +51,9 @@ func init() {
 		row{
 			name:  "cat /etc/hostname from .img.xz vs xz -dc + cat",
 			setup: needCompressed(".img.xz", []string{"xz", "-T0", "-6", "-c"}),
-			ours:  func(e *env) []string { return []string{e.imgtool, "cat", e.out("ours.img.xz"), "/etc/hostname"} },
+			ours:  func(e *env) []string { return []string{e.imgtool, "cat", e.out("ours.img.xz"), "2:/etc/hostname"} },
 			peer: func(e *env) [][]string {
-				return [][]string{shell("xz -dc %q > %q", e.out("ours.img.xz"), e.out("tmp.img")), {e.imgtool, "cat", e.out("tmp.img"), "/etc/hostname"}}
+				return [][]string{shell("xz -dc %q > %q", e.out("ours.img.xz"), e.out("tmp.img")), {e.imgtool, "cat", e.out("tmp.img"), "2:/etc/hostname"}}
 			},
 		},
 	)
