@@ -89,10 +89,44 @@ const (
 	rowFlashBmap    = "flash (filesystem map) vs bmaptool copy"
 	rowFlashBmapArg = "flash --bmap --no-verify vs bmaptool copy"
 	rowRead         = "read (to .img) vs dd bs=4M conv=fsync"
+	rowFlashFull    = "flash --full --no-verify vs dd bs=4M oflag=direct conv=fsync"
+	rowFlashZst     = "flash from .img.zst --full --no-verify vs zstd -dc | dd"
 )
 
 func init() {
 	rows = append(rows,
+		row{
+			// The same bytes on both sides: every byte, no read-back.
+			name:     rowFlashFull,
+			setup:    targetLoop(rowFlashFull),
+			teardown: detach(rowFlashFull),
+			ours: func(e *env) []string {
+				return []string{e.imgtool, "flash", "--yes", "--full", "--no-verify", e.img, loops[rowFlashFull]}
+			},
+			peer: func(e *env) [][]string {
+				return [][]string{{"dd", "if=" + e.img, "of=" + loops[rowFlashFull], "bs=4M", "oflag=direct", "conv=fsync", "status=none"}}
+			},
+		},
+		row{
+			// Decoding while writing, against the C decoder piped into dd.
+			name: rowFlashZst,
+			setup: func(e *env) error {
+				zst := e.img + ".zst"
+				if _, err := os.Stat(zst); err != nil {
+					if out, err := exec.Command("zstd", "-q", "-T0", "-3", e.img, "-o", zst).CombinedOutput(); err != nil {
+						return fmt.Errorf("zstd: %v: %s", err, firstLine(string(out)))
+					}
+				}
+				return targetLoop(rowFlashZst)(e)
+			},
+			teardown: detach(rowFlashZst),
+			ours: func(e *env) []string {
+				return []string{e.imgtool, "flash", "--yes", "--full", "--no-verify", e.img + ".zst", loops[rowFlashZst]}
+			},
+			peer: func(e *env) [][]string {
+				return [][]string{shell("zstd -dcq %q | dd of=%q bs=4M oflag=direct iflag=fullblock conv=fsync status=none", e.img+".zst", loops[rowFlashZst])}
+			},
+		},
 		row{
 			// Ours writes only what the filesystems use, then reads it back
 			// to verify; dd writes every byte and does not verify.

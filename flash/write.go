@@ -410,6 +410,12 @@ func (w *writer) run(parent context.Context, segs []segment) (string, error) {
 		slots <- alignedBuf(w.chunkSize)
 	}
 	hashCh := make(chan *chunk, w.opts.Buffers)
+	// Chunk hashes (for the read-back) are computed on their own goroutine,
+	// beside the whole-image hash: SHA-256 is the slowest stage.
+	var chunkCh chan *chunk
+	if !w.opts.NoVerify {
+		chunkCh = make(chan *chunk, w.opts.Buffers)
+	}
 	outs := make([]chan *chunk, len(w.targets))
 	for i := range outs {
 		outs[i] = make(chan *chunk, w.opts.Buffers)
@@ -428,14 +434,24 @@ func (w *writer) run(parent context.Context, segs []segment) (string, error) {
 	whole := sha256.New()
 	complete := true
 	wg.Go(func() {
-		zh := map[int][32]byte{}
 		for c := range hashCh {
 			if ctx.Err() == nil {
-				w.hashChunk(c, whole, zh)
+				w.hashWhole(c, whole)
 			}
 			release(c)
 		}
 	})
+	if chunkCh != nil {
+		wg.Go(func() {
+			zh := map[int][32]byte{}
+			for c := range chunkCh {
+				if ctx.Err() == nil {
+					w.hashChunk(c, zh)
+				}
+				release(c)
+			}
+		})
+	}
 	// Writers.
 	for i, t := range w.targets {
 		wg.Go(func() {
@@ -487,8 +503,14 @@ produce:
 			if s.act != actLeave {
 				refs += int32(len(w.targets))
 			}
+			if chunkCh != nil && c.vidx >= 0 {
+				refs++
+			}
 			c.refs.Store(refs)
 			hashCh <- c
+			if chunkCh != nil && c.vidx >= 0 {
+				chunkCh <- c
+			}
 			if s.act != actLeave {
 				for _, o := range outs {
 					o <- c
@@ -497,6 +519,9 @@ produce:
 		}
 	}
 	close(hashCh)
+	if chunkCh != nil {
+		close(chunkCh)
+	}
 	for _, o := range outs {
 		close(o)
 	}
@@ -543,16 +568,19 @@ func (w *writer) read(stream io.Reader, p []byte, off int64, pos *int64) error {
 	return fmt.Errorf("flash: reading the image at offset %d: %w", off+int64(n), err)
 }
 
-func (w *writer) hashChunk(c *chunk, whole hash.Hash, zh map[int][32]byte) {
+// hashWhole adds a chunk to the whole-image hash.
+func (w *writer) hashWhole(c *chunk, whole hash.Hash) {
 	switch {
 	case c.data != nil:
 		whole.Write(c.data)
 	case c.knownZero:
 		whole.Write(w.zeros[:c.n])
 	}
-	if c.vidx < 0 {
-		return
-	}
+}
+
+// hashChunk records the hash of a chunk that is written (for the
+// read-back), in order; zh caches the hashes of zero chunks by length.
+func (w *writer) hashChunk(c *chunk, zh map[int][32]byte) {
 	var h [32]byte
 	if c.act == actZero {
 		var ok bool
