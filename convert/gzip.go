@@ -9,6 +9,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 
 	"imgtool/image"
+	"imgtool/image/sizemark"
 )
 
 // gzipChunk is the uncompressed size of each gzip member.
@@ -30,6 +31,16 @@ func newGzip(w io.Writer, size int64, ext []image.Extent, o Options) (Writer, er
 	chunk := o.ChunkSize
 	if chunk == 0 {
 		chunk = gzipChunk
+	}
+	// An empty first member declares the image's size, so that a file cut
+	// between two members is recognised as damaged (package sizemark).
+	zw, err := gzip.NewWriterLevel(w, level)
+	if err != nil {
+		return nil, err
+	}
+	zw.Header.Extra = sizemark.GzipExtra(size)
+	if err := zw.Close(); err != nil {
+		return nil, err
 	}
 	c := &gzipCodec{level: level}
 	return newChunked(w, size, ext, c, chunk, o.Workers, int64(3*chunk+1<<20), 400<<20)

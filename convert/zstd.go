@@ -9,6 +9,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"imgtool/image"
+	"imgtool/image/sizemark"
 )
 
 // zstdChunk is the uncompressed size of each frame.
@@ -54,6 +55,19 @@ func newZstd(w io.Writer, size int64, ext []image.Extent, o Options) (Writer, er
 		return nil, err
 	}
 	c := &zstdCodec{enc: enc, seekable: !o.NoSeekable}
+	// A skippable frame first declares the image's size, so that a file cut
+	// between two frames (or without its seek table) is recognised as
+	// damaged (package sizemark). The seek table lists it as a frame that
+	// decompresses to nothing.
+	mark := sizemark.ZstdFrame(size)
+	if _, err := w.Write(mark); err != nil {
+		enc.Close()
+		return nil, err
+	}
+	c.entries = binary.LittleEndian.AppendUint32(c.entries, uint32(len(mark)))
+	c.entries = binary.LittleEndian.AppendUint32(c.entries, 0)
+	c.entries = binary.LittleEndian.AppendUint32(c.entries, uint32(xxhash.Sum64(nil)))
+	c.frames++
 	return newChunked(w, size, ext, c, chunk, workers, int64(3*chunk+8<<20), 400<<20)
 }
 

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -136,6 +138,50 @@ func TestDamagedContainers(t *testing.T) {
 			t.Errorf("%s with a flipped byte: read without error but wrong data", name)
 		} else if code != 0 && code != 1 {
 			t.Errorf("%s with a flipped byte: exit %d: %s", name, code, stderr)
+		}
+	}
+}
+
+// TestCutBetweenMembers cuts our own .gz and .zst outputs exactly between
+// two members or frames — what gzip and zstd themselves accept as a valid,
+// shorter stream — and checks that imgtool refuses them.
+func TestCutBetweenMembers(t *testing.T) {
+	testimg.NeedTools(t, "gzip", "zstd")
+	dir := t.TempDir()
+	img := testimg.PiImage(t, dir, testimg.PiOptions{Size: 64 << 20, BootSize: 16 << 20})
+	for _, c := range []struct {
+		out   string
+		args  []string
+		magic []byte
+		test  []string
+	}{
+		{"x.img.gz", nil, []byte{0x1f, 0x8b, 0x08}, []string{"gzip", "-t"}},
+		{"x.img.zst", nil, []byte{0x28, 0xb5, 0x2f, 0xfd}, []string{"zstd", "-q", "-t"}},
+		{"y.img.zst", []string{"--no-seekable"}, []byte{0x28, 0xb5, 0x2f, 0xfd}, []string{"zstd", "-q", "-t"}},
+	} {
+		out := filepath.Join(dir, c.out)
+		mustJSON(t, new(convertSummary), append(append([]string{"convert", "--keep-free-data"}, c.args...), img, out)...)
+		data, err := os.ReadFile(out)
+		must(t, err)
+		// The last member or frame start whose prefix the peer tool accepts.
+		cut := -1
+		for i := len(data) - 1; i > 64 && cut < 0; i-- {
+			if !bytes.HasPrefix(data[i:], c.magic) {
+				continue
+			}
+			p := filepath.Join(dir, "prefix")
+			must(t, os.WriteFile(p, data[:i], 0o644))
+			if exec.Command(c.test[0], append(c.test[1:], p)...).Run() == nil {
+				cut = i
+			}
+		}
+		if cut < 0 {
+			t.Fatalf("%s: no member boundary found", c.out)
+		}
+		bad := filepath.Join(dir, "cut-"+c.out)
+		must(t, os.WriteFile(bad, data[:cut], 0o644))
+		if _, stderr, code := imgtool(t, "checksum", bad); code != 1 {
+			t.Errorf("%s cut between members at %d: exit %d (%s); %s accepts it, we must not", c.out, cut, code, stderr, c.test[0])
 		}
 	}
 }

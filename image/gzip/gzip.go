@@ -36,6 +36,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 
 	"imgtool/image"
+	"imgtool/image/sizemark"
 	"imgtool/image/spool"
 )
 
@@ -74,6 +75,10 @@ func New(r io.ReaderAt, size int64, opts ...spool.Option) (*spool.Image, error) 
 	rc, err := open()
 	if err != nil {
 		return nil, err
+	}
+	// imgtool's own files declare their size in the first member's header.
+	if n, ok := sizemark.FromGzipExtra(rc.(*reader).zr.Header.Extra); ok {
+		opts = append(opts[:len(opts):len(opts)], spool.WithSize(n))
 	}
 	rc.Close()
 	return spool.New("gzip", open, opts...), nil

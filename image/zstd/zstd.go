@@ -54,6 +54,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"imgtool/image"
+	"imgtool/image/sizemark"
 	"imgtool/image/spool"
 )
 
@@ -152,6 +153,18 @@ func newImage(r io.ReaderAt, size, maxFrame int64, opts []spool.Option) (*Image,
 	seekableFile, err := z.readSeekTable()
 	if err != nil {
 		return nil, err
+	}
+	// imgtool's own files declare their size in a first skippable frame.
+	head := make([]byte, sizemark.ZstdFrameLen)
+	declared, marked := int64(0), false
+	if n, _ := r.ReadAt(head, 0); n == len(head) {
+		declared, marked = sizemark.FromZstdStart(head)
+	}
+	if marked && seekableFile && declared != z.usize {
+		return nil, formatErr(0, "the file declares %d bytes but its seek table adds up to %d; the file is damaged", declared, z.usize)
+	}
+	if marked && !seekableFile {
+		opts = append(opts[:len(opts):len(opts)], spool.WithSize(declared))
 	}
 	var largest int64
 	for _, f := range z.frames {
