@@ -118,7 +118,27 @@ type Log struct {
 	changes  int    // writes, truncations and the commit fsync, for CrashEnv
 	crashAt  int
 	closed   bool
+
+	// Group commit: writes wait in memory until their old content is
+	// durable in the undo file, so that one fsync of the undo file covers
+	// many writes instead of one each.
+	pending      []pendingWrite
+	pendingBytes int
+	unsynced     bool // records appended since the last fsync of the undo file
 }
+
+// pendingWrite is a write held back until the undo file is synced.
+type pendingWrite struct {
+	off  int64
+	data []byte
+}
+
+// Limits of the writes held back before the undo file is synced and they
+// are applied.
+const (
+	maxPendingBytes  = 32 << 20
+	maxPendingWrites = 4096
+)
 
 // Begin opens the image at path for reading and writing and creates its
 // undo file. It fails with ErrExists when an undo file is already there.
@@ -183,8 +203,29 @@ func (l *Log) Changes() int {
 	return l.changes
 }
 
-// ReadAt reads the image as it is now.
-func (l *Log) ReadAt(p []byte, off int64) (int, error) { return l.img.ReadAt(p, off) }
+// ReadAt reads the image as it is now, including the writes not yet
+// applied to the file.
+func (l *Log) ReadAt(p []byte, off int64) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n, err := l.img.ReadAt(p, off)
+	for _, w := range l.pending {
+		lo, hi := max(off, w.off), min(off+int64(len(p)), w.off+int64(len(w.data)))
+		if lo < hi {
+			copy(p[lo-off:hi-off], w.data[lo-w.off:hi-w.off])
+			if int(hi-off) > n {
+				// A write held back extends the file: the bytes between
+				// the old end and it read as zeros, as they will.
+				clear(p[n : lo-off])
+				n = int(hi - off)
+			}
+		}
+	}
+	if n == len(p) {
+		err = nil
+	}
+	return n, err
+}
 
 // WriteAt saves what p overwrites (the first time each byte is written)
 // and then writes p to the image.
@@ -200,9 +241,33 @@ func (l *Log) WriteAt(p []byte, off int64) (int, error) {
 	if err := l.saveLocked(off, int64(len(p))); err != nil {
 		return 0, err
 	}
-	n, err := l.img.WriteAt(p, off)
+	l.pending = append(l.pending, pendingWrite{off: off, data: append([]byte(nil), p...)})
+	l.pendingBytes += len(p)
+	if l.pendingBytes >= maxPendingBytes || len(l.pending) >= maxPendingWrites {
+		if err := l.flushLocked(); err != nil {
+			return 0, err
+		}
+	}
 	l.changedLocked()
-	return n, err
+	return len(p), nil
+}
+
+// flushLocked makes the undo records durable, then applies the writes held
+// back, in order.
+func (l *Log) flushLocked() error {
+	if l.unsynced {
+		if err := l.undo.Sync(); err != nil {
+			return fmt.Errorf("undo: fsync %s: %w", Path(l.path), err)
+		}
+		l.unsynced = false
+	}
+	for _, w := range l.pending {
+		if _, err := l.img.WriteAt(w.data, w.off); err != nil {
+			return fmt.Errorf("undo: writing %s at %d: %w", l.path, w.off, err)
+		}
+	}
+	l.pending, l.pendingBytes = nil, 0
+	return nil
 }
 
 // Save records the current content of [off, off+n) (clipped to the
@@ -220,6 +285,9 @@ func (l *Log) Save(off, n int64) error {
 func (l *Log) Truncate(size int64, keep []Range) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if err := l.flushLocked(); err != nil {
+		return err
+	}
 	for _, r := range keep {
 		lo := max(r.Off, size)
 		if hi := r.Off + r.Len; hi > lo {
@@ -227,6 +295,9 @@ func (l *Log) Truncate(size int64, keep []Range) error {
 				return err
 			}
 		}
+	}
+	if err := l.flushLocked(); err != nil { // the records, durable before the cut
+		return err
 	}
 	if err := l.img.Truncate(size); err != nil {
 		return err
@@ -245,6 +316,9 @@ func (l *Log) Commit() error {
 	defer l.mu.Unlock()
 	if l.closed {
 		return os.ErrClosed
+	}
+	if err := l.flushLocked(); err != nil {
+		return err
 	}
 	if err := l.img.Sync(); err != nil {
 		return fmt.Errorf("undo: fsync %s: %w", l.path, err)
@@ -288,7 +362,8 @@ func (l *Log) changedLocked() {
 }
 
 // saveLocked appends records for the parts of [off, off+n) that are inside
-// the original image and not yet recorded, then fsyncs the undo file.
+// the original image and not yet recorded. The undo file is fsynced by
+// flushLocked before any write that needs the records reaches the image.
 func (l *Log) saveLocked(off, n int64) error {
 	end := min(off+n, l.origSize)
 	if off >= end {
@@ -315,9 +390,7 @@ func (l *Log) saveLocked(off, n int64) error {
 			o += m
 		}
 	}
-	if err := l.undo.Sync(); err != nil {
-		return fmt.Errorf("undo: fsync %s: %w", Path(l.path), err)
-	}
+	l.unsynced = true
 	for _, g := range gaps {
 		l.saved.add(g.Off, g.Off+g.Len)
 	}
