@@ -129,6 +129,8 @@ func TestShrinkVariants(t *testing.T) {
 		{name: "1k", size: 128 << 20, mkfs: []string{"-b", "1024"}, tree: tree},
 		{name: "grown", size: 48 << 20, grow: 768 << 20, mkfs: []string{"-b", "4096"}, tree: tree},
 		{name: "grown1k", size: 40 << 20, grow: 256 << 20, tree: tree},
+		// The case: a 16 GiB sparse filesystem grown earlier from 2 GiB.
+		{name: "grown16g", size: 2 << 30, grow: 16 << 30, mkfs: []string{"-b", "4096"}, tree: tree},
 		{name: "htree", size: 128 << 20, tree: treeOpts{manyFiles: 4000}},
 	}
 	for _, c := range cases {

@@ -1,6 +1,7 @@
 package ext4
 
 import (
+	"bytes"
 	"fmt"
 	iofs "io/fs"
 	"math/rand/v2"
@@ -132,5 +133,63 @@ func TestShrinkKernelWritten(t *testing.T) {
 			}
 			shrinkFsck(t, img)
 		})
+	}
+}
+
+// TestShrinkBigDirectory shrinks a filesystem holding one directory of
+// 50,000 files (an htree made by the kernel, with entries spread over many
+// blocks, many of them above the new end).
+func TestShrinkBigDirectory(t *testing.T) {
+	testimg.NeedRoot(t)
+	testimg.NeedTools(t, "mkfs.ext4", "e2fsck", "resize2fs", "mount", "umount")
+	const files = 50000
+	img := mkfs(t, "", 512<<20, "-N", "65536")
+	dir, umount := mountImage(t, img)
+	big := filepath.Join(dir, "big")
+	if err := os.Mkdir(big, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for i := range files {
+		if err := os.WriteFile(filepath.Join(big, fmt.Sprintf("entry-%05d.conf", i)), []byte(fmt.Sprint(i)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Spread data over the whole filesystem so blocks must move.
+	for i := range 40 {
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("fill-%02d", i)), bytes.Repeat([]byte{byte(i)}, 4<<20), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 40; i += 2 {
+		os.Remove(filepath.Join(dir, fmt.Sprintf("fill-%02d", i)))
+	}
+	umount()
+	testimg.Run(t, "e2fsck", "-fy", img) // a kernel mount leaves it needing a check for resize2fs
+	if ents, err := openImage(t, img).ReadDir("big"); err != nil || len(ents) != files {
+		t.Fatalf("before the shrink: big/: %d entries, %v", len(ents), err)
+	}
+	want, _ := resize2fsMin(t, img)
+	got, took := shrinkFile(t, img)
+	shrinkFsck(t, img)
+	t.Logf("50,000-entry directory: %d blocks (resize2fs -M %d) in %v", got, want, took)
+	if got > want+want/50+64 {
+		t.Errorf("shrunk to %d blocks, resize2fs -M reaches %d", got, want)
+	}
+	fsys := openImage(t, img)
+	ents, err := fsys.ReadDir("big")
+	if err != nil || len(ents) != files {
+		t.Fatalf("big/: %d entries, %v", len(ents), err)
+	}
+	for _, i := range []int{0, 1, 12345, 49999} {
+		b, err := fsys.ReadFile(fmt.Sprintf("big/entry-%05d.conf", i))
+		if err != nil || string(b) != fmt.Sprint(i) {
+			t.Errorf("big/entry-%05d.conf: %q, %v", i, b, err)
+		}
+	}
+	for i := 1; i < 40; i += 2 {
+		b, err := fsys.ReadFile(fmt.Sprintf("fill-%02d", i))
+		if err != nil || !bytes.Equal(b, bytes.Repeat([]byte{byte(i)}, 4<<20)) {
+			t.Errorf("fill-%02d differs after the shrink (%v)", i, err)
+		}
 	}
 }
