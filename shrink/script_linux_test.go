@@ -22,12 +22,29 @@ import (
 // file, attaches it (and its root partition, with an offset) to loop
 // devices and runs the installed script on them: the partition and the
 // filesystem must reach the end of the disk.
-func TestFallbackScriptGrowsLoopDevice(t *testing.T) {
+func TestFallbackScriptGrowsLoopDevice(t *testing.T) { testFallbackScript(t, false) }
+
+// TestFallbackScriptGrowsGPT does the same on a GPT image: the script must
+// move the backup header to the end of the larger disk first.
+func TestFallbackScriptGrowsGPT(t *testing.T) { testFallbackScript(t, true) }
+
+func testFallbackScript(t *testing.T, gpt bool) {
 	testimg.NeedRoot(t)
 	testimg.NeedTools(t, "losetup", "sfdisk", "mkfs.ext4", "mkfs.vfat", "mcopy", "e2fsck", "resize2fs", "dumpe2fs", "fsck.vfat")
 	useEngine(t)
 	dir := t.TempDir()
-	img := testimg.PiImage(t, dir, testimg.PiOptions{Size: 256 * MiB, RootFiles: rootFiles(t, 10), BootFiles: bootFiles(t, piCmdline)})
+	opts := testimg.PiOptions{Size: 256 * MiB, RootFiles: rootFiles(t, 10), BootFiles: bootFiles(t, piCmdline)}
+	if gpt {
+		testimg.NeedTools(t, "sgdisk")
+		opts.RootSize = 256*MiB - 68*MiB - MiB // room for the GPT backup
+	}
+	img := testimg.PiImage(t, dir, opts)
+	if gpt {
+		testimg.Run(t, "sgdisk", "-g", img)
+		if tbl, _ := readTable(t, img); tbl.Kind.String() != "gpt" {
+			t.Fatalf("the image did not become GPT")
+		}
+	}
 	res, err := Apply(context.Background(), img, Options{Slack: -1})
 	if err != nil {
 		t.Fatal(err)
@@ -104,6 +121,11 @@ func TestFallbackScriptGrowsLoopDevice(t *testing.T) {
 	bs := field(t, h, "Block size")
 	if fsBytes := blocks * bs; fsBytes > p.Size*512 || fsBytes < p.Size*512-bs {
 		t.Errorf("filesystem is %d bytes, partition %d", fsBytes, p.Size*512)
+	}
+	if gpt {
+		if out := testimg.Run(t, "sgdisk", "-v", disk); !strings.Contains(out, "No problems found") {
+			t.Errorf("sgdisk -v after the script:\n%s", out)
+		}
 	}
 	fsckAll(t, disk)
 }
