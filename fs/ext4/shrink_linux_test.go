@@ -132,6 +132,8 @@ func TestShrinkVariants(t *testing.T) {
 		// The case: a 16 GiB sparse filesystem grown earlier from 2 GiB.
 		{name: "grown16g", size: 2 << 30, grow: 16 << 30, mkfs: []string{"-b", "4096"}, tree: tree},
 		{name: "htree", size: 128 << 20, tree: treeOpts{manyFiles: 4000}},
+		{name: "sparse_super2", size: 512 << 20, mkfs: []string{"-O", "sparse_super2"}, tree: tree},
+		{name: "sparse_super2-grown", size: 64 << 20, grow: 1 << 30, mkfs: []string{"-O", "sparse_super2", "-b", "4096"}, tree: tree},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) { runShrinkCase(t, c) })
