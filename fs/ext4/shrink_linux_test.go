@@ -52,6 +52,12 @@ func resize2fsMin(t *testing.T, img string) (uint64, time.Duration) {
 // shrinkFile shrinks the filesystem image file to its minimum with MinSize
 // and Shrink, truncating the file, and returns the new block count.
 func shrinkFile(t *testing.T, img string) (uint64, time.Duration) {
+	n, el, _ := shrinkFilePlan(t, img)
+	return n, el
+}
+
+// shrinkFilePlan is shrinkFile that also returns the plan it followed.
+func shrinkFilePlan(t *testing.T, img string) (uint64, time.Duration, *ShrinkPlan) {
 	t.Helper()
 	fh, err := os.OpenFile(img, os.O_RDWR, 0)
 	if err != nil {
@@ -77,7 +83,7 @@ func shrinkFile(t *testing.T, img string) (uint64, time.Duration) {
 	}
 	t.Logf("shrunk %d -> %d blocks: moved %d blocks, %d inodes, %d metadata blocks in %v",
 		plan.OldBlocks, plan.NewBlocks, plan.MoveBlocks, plan.MoveInodes, plan.MetadataBlocks, el)
-	return n, el
+	return n, el, plan
 }
 
 type shrinkCase struct {
@@ -87,6 +93,9 @@ type shrinkCase struct {
 	tree  treeOpts
 	after func(t *testing.T, img string) // changes before the shrink (debugfs)
 	grow  int64                          // resize2fs the image to this size first
+	// wantMeta: the layout puts bitmaps or inode tables of groups that
+	// remain above the new end, so the shrink must move them.
+	wantMeta bool
 }
 
 func runShrinkCase(t *testing.T, c shrinkCase) {
@@ -105,7 +114,10 @@ func runShrinkCase(t *testing.T, c shrinkCase) {
 	}
 	shrinkFsck(t, img)
 	want, r2time := resize2fsMin(t, img)
-	got, ourTime := shrinkFile(t, img)
+	got, ourTime, plan := shrinkFilePlan(t, img)
+	if c.wantMeta && plan.MetadataBlocks == 0 {
+		t.Errorf("this layout was meant to move group metadata, but the plan moves none")
+	}
 	shrinkFsck(t, img)
 	t.Logf("blocks: ours %d, resize2fs -M %d (%+.1f%%); time: ours %v, e2fsck+resize2fs %v",
 		got, want, 100*(float64(got)-float64(want))/float64(want), ourTime, r2time)
@@ -132,6 +144,9 @@ func TestShrinkVariants(t *testing.T) {
 		// The case: a 16 GiB sparse filesystem grown earlier from 2 GiB.
 		{name: "grown16g", size: 2 << 30, grow: 16 << 30, mkfs: []string{"-b", "4096"}, tree: tree},
 		{name: "htree", size: 128 << 20, tree: treeOpts{manyFiles: 4000}},
+		// A huge flex group grown far: resize2fs puts the new groups'
+		// bitmaps and inode tables high up, where the shrink cuts.
+		{name: "grown-flexmeta", size: 64 << 20, grow: 2 << 30, mkfs: []string{"-b", "4096", "-G", "4096"}, tree: tree, wantMeta: true},
 		{name: "sparse_super2", size: 512 << 20, mkfs: []string{"-O", "sparse_super2"}, tree: tree},
 		{name: "sparse_super2-grown", size: 64 << 20, grow: 1 << 30, mkfs: []string{"-O", "sparse_super2", "-b", "4096"}, tree: tree},
 	}
