@@ -81,6 +81,8 @@ func detach(name string) func(e *env) {
 		os.Remove(filepath.Join(e.dir, "flash-target.img"))
 		os.Remove(filepath.Join(e.dir, "read-ours.img"))
 		os.Remove(filepath.Join(e.dir, "read-dd.img"))
+		os.Remove(filepath.Join(e.dir, "read-ours.img.zst"))
+		os.Remove(filepath.Join(e.dir, "read-dd.img.zst"))
 	}
 }
 
@@ -91,6 +93,8 @@ const (
 	rowRead         = "read (to .img) vs dd bs=4M conv=fsync"
 	rowFlashFull    = "flash --full --no-verify vs dd bs=4M oflag=direct conv=fsync"
 	rowFlashZst     = "flash from .img.zst --full --no-verify vs zstd -dc | dd"
+	rowReadZst      = "read (to .img.zst) vs dd | zstd -T0"
+	rowVerify       = "flash --full (write + verify) vs dd + cmp of the device"
 )
 
 func init() {
@@ -163,6 +167,39 @@ func init() {
 			},
 			peer: func(e *env) [][]string {
 				return [][]string{{"bmaptool", "-q", "copy", "--bmap", e.img + ".bmap", e.img, loops[rowFlashBmapArg]}}
+			},
+		},
+		row{
+			// A compressed backup in one pass against dd piped into zstd.
+			name: rowReadZst,
+			setup: func(e *env) error {
+				dev, err := attachLoop(e.img, true)
+				loops[rowReadZst] = dev
+				return err
+			},
+			teardown: detach(rowReadZst),
+			ours: func(e *env) []string {
+				return []string{e.imgtool, "read", "--force", loops[rowReadZst], filepath.Join(e.dir, "read-ours.img.zst")}
+			},
+			peer: func(e *env) [][]string {
+				return [][]string{shell("dd if=%q bs=4M status=none | zstd -T0 -3 -q -c > %q", loops[rowReadZst], filepath.Join(e.dir, "read-dd.img.zst"))}
+			},
+		},
+		row{
+			// Writing and checking every byte: ours reads the device back
+			// bypassing the cache; the peer is dd followed by cmp of the
+			// device against the image.
+			name:     rowVerify,
+			setup:    targetLoop(rowVerify),
+			teardown: detach(rowVerify),
+			ours: func(e *env) []string {
+				return []string{e.imgtool, "flash", "--yes", "--full", e.img, loops[rowVerify]}
+			},
+			peer: func(e *env) [][]string {
+				return [][]string{
+					{"dd", "if=" + e.img, "of=" + loops[rowVerify], "bs=4M", "oflag=direct", "conv=fsync", "status=none"},
+					shell("dd if=%q bs=4M iflag=direct status=none | cmp - %q", loops[rowVerify], e.img),
+				}
 			},
 		},
 		row{

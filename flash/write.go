@@ -131,7 +131,8 @@ type Result struct {
 	Verified bool
 	// SHA256 is the hex SHA-256 of the whole image, or "" when Write did
 	// not see every byte of it (a block map skipped ranges of an image
-	// read by ReadAt).
+	// read by ReadAt) or did not verify (NoVerify: the hash would cost
+	// more than the write on a fast device).
 	SHA256 string
 	// Warnings are problems that did not stop the write (a device that
 	// cannot discard, a partition table the kernel could not reread).
@@ -435,7 +436,9 @@ func (w *writer) run(parent context.Context, segs []segment) (string, error) {
 	complete := true
 	wg.Go(func() {
 		for c := range hashCh {
-			if ctx.Err() == nil {
+			// Without the read-back the image's hash is not needed, and
+			// SHA-256 would be the slowest stage on a fast device.
+			if ctx.Err() == nil && !w.opts.NoVerify {
 				w.hashWhole(c, whole)
 			}
 			release(c)
@@ -536,7 +539,7 @@ produce:
 	if w.err != nil {
 		return "", fmt.Errorf("%w; it now holds an incomplete image", w.err)
 	}
-	if !complete {
+	if !complete || w.opts.NoVerify {
 		return "", nil
 	}
 	return hex.EncodeToString(whole.Sum(nil)), nil

@@ -227,3 +227,20 @@ func TestPlan(t *testing.T) {
 		t.Error("a block map past the end was accepted")
 	}
 }
+
+func TestWriteNoVerifySkipsTheImageHash(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src.img")
+	want := randomFile(t, src, 3<<20+512, 5)
+	dst := filepath.Join(dir, "dst.img")
+	res, err := Write(context.Background(), openImage(t, src), []Target{openTargetT(t, dst, OpenOptions{Create: true})}, Options{NoVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(dst); !bytes.Equal(got, want) {
+		t.Fatal("content differs")
+	}
+	if res.Verified || res.SHA256 != "" {
+		t.Errorf("NoVerify: Verified %v, SHA256 %q; want false and no hash", res.Verified, res.SHA256)
+	}
+}

@@ -15,7 +15,7 @@ import (
 	"imgtool/bmap"
 	"imgtool/flash"
 	"imgtool/image"
-	"imgtool/inspect"
+	"imgtool/part"
 	"imgtool/internal/units"
 )
 
@@ -142,8 +142,13 @@ func runFlash(ctx context.Context, opts flashOptions, args []string, g *globalOp
 	sum.ImageSize = img.Size()
 	var lastEnd int64
 	table := ""
-	if rep, err := inspect.Build(img, imgPath, inspect.Options{}); err == nil {
-		lastEnd, table = rep.EndOfLastPartition, rep.Table
+	// Only the partition table is needed here (not inspect's look into
+	// every filesystem).
+	if tbl, err := part.Read(img, img.Size()); err == nil {
+		table = tbl.Kind.String()
+		for _, p := range tbl.Partitions {
+			lastEnd = max(lastEnd, p.End())
+		}
 	}
 
 	// Classify and check the targets.
