@@ -15,8 +15,8 @@ import (
 	"imgtool/bmap"
 	"imgtool/flash"
 	"imgtool/image"
-	"imgtool/part"
 	"imgtool/internal/units"
+	"imgtool/part"
 )
 
 type flashOptions struct {
