@@ -542,46 +542,33 @@ func (d *Image) lookup(off int64) (mapping, error) {
 // clusters read as zeros. It returns io.EOF when the read reaches the end of
 // the disk.
 func (d *Image) ReadAt(p []byte, off int64) (int, error) {
-	if off < 0 {
-		return 0, fmt.Errorf("qcow2: negative offset %d", off)
+	return vdisk.ReadAt(p, off, d.size, "qcow2", d.readRun)
+}
+
+// readRun fills a prefix of p, up to the end of the run that pos lies in,
+// with the disk's bytes at pos.
+func (d *Image) readRun(pos int64, p []byte) (int, error) {
+	m, err := d.lookup(pos)
+	if err != nil {
+		return 0, err
 	}
-	if off >= d.size {
-		if len(p) == 0 {
-			return 0, nil
+	n := int(min(m.n, int64(len(p))))
+	dst := p[:n]
+	switch m.kind {
+	case kZero:
+		clear(dst)
+	case kData:
+		if err := readFull(d.r, dst, m.host, d.fileSize, "data cluster"); err != nil {
+			return 0, err
 		}
-		return 0, io.EOF
-	}
-	var eof error
-	if int64(len(p)) > d.size-off {
-		p = p[:d.size-off]
-		eof = io.EOF
-	}
-	done := 0
-	for done < len(p) {
-		pos := off + int64(done)
-		m, err := d.lookup(pos)
+	case kCompressed:
+		cl, err := d.cluster(m)
 		if err != nil {
-			return done, err
+			return 0, err
 		}
-		n := int(min(m.n, int64(len(p)-done)))
-		dst := p[done : done+n]
-		switch m.kind {
-		case kZero:
-			clear(dst)
-		case kData:
-			if err := readFull(d.r, dst, m.host, d.fileSize, "data cluster"); err != nil {
-				return done, err
-			}
-		case kCompressed:
-			cl, err := d.cluster(m)
-			if err != nil {
-				return done, err
-			}
-			copy(dst, cl[pos&(d.clusterSize-1):])
-		}
-		done += n
+		copy(dst, cl[pos&(d.clusterSize-1):])
 	}
-	return done, eof
+	return n, nil
 }
 
 // cluster returns the decompressed cluster of a compressed mapping.
