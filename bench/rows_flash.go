@@ -95,7 +95,26 @@ const (
 	rowFlashZst     = "flash from .img.zst --full --no-verify vs zstd -dc | dd"
 	rowReadZst      = "read (to .img.zst) vs dd | zstd -T0"
 	rowVerify       = "flash --full (write + verify) vs dd + cmp of the device"
+	rowFlashOurZst  = "flash (filesystem map) from imgtool's .img.zst vs from the .img"
+	rowFlashOurZstF = "flash --full --no-verify from imgtool's .img.zst vs from the .img"
+	rowFlashXz      = "flash from imgtool's .img.xz --full --no-verify vs xz -dc | dd"
 )
+
+// ourCompressed returns a setup that makes the image's .zst or .xz with
+// imgtool convert once (seekable or indexed: frames or blocks that decode
+// independently), then the target loop.
+func ourCompressed(name, ext string) func(e *env) error {
+	return func(e *env) error {
+		out := e.img + ".imgtool" + ext
+		if _, err := os.Stat(out); err != nil {
+			if b, err := exec.Command(e.imgtool, "convert", e.img, out).CombinedOutput(); err != nil {
+				os.Remove(out)
+				return fmt.Errorf("imgtool convert: %v: %s", err, firstLine(string(b)))
+			}
+		}
+		return targetLoop(name)(e)
+	}
+}
 
 func init() {
 	rows = append(rows,
@@ -129,6 +148,46 @@ func init() {
 			},
 			peer: func(e *env) [][]string {
 				return [][]string{shell("zstd -dcq %q | dd of=%q bs=4M oflag=direct iflag=fullblock conv=fsync status=none", e.img+".zst", loops[rowFlashZst])}
+			},
+		},
+		row{
+			// The common case: imgtool's own compressed image, written with
+			// the filesystem map and verified, against the same from the
+			// raw image. Frames of free space are not decoded.
+			name:     rowFlashOurZst,
+			setup:    ourCompressed(rowFlashOurZst, ".zst"),
+			teardown: detach(rowFlashOurZst),
+			ours: func(e *env) []string {
+				return []string{e.imgtool, "flash", "--yes", e.img + ".imgtool.zst", loops[rowFlashOurZst]}
+			},
+			peer: func(e *env) [][]string {
+				return [][]string{{e.imgtool, "flash", "--yes", e.img, loops[rowFlashOurZst]}}
+			},
+		},
+		row{
+			// Every byte of imgtool's .zst (frames decoded on every core)
+			// against every byte of the raw image.
+			name:     rowFlashOurZstF,
+			setup:    ourCompressed(rowFlashOurZstF, ".zst"),
+			teardown: detach(rowFlashOurZstF),
+			ours: func(e *env) []string {
+				return []string{e.imgtool, "flash", "--yes", "--full", "--no-verify", e.img + ".imgtool.zst", loops[rowFlashOurZstF]}
+			},
+			peer: func(e *env) [][]string {
+				return [][]string{{e.imgtool, "flash", "--yes", "--full", "--no-verify", e.img, loops[rowFlashOurZstF]}}
+			},
+		},
+		row{
+			// imgtool's .xz decoded while writing, against the C decoder
+			// piped into dd (for speed and peak memory).
+			name:     rowFlashXz,
+			setup:    ourCompressed(rowFlashXz, ".xz"),
+			teardown: detach(rowFlashXz),
+			ours: func(e *env) []string {
+				return []string{e.imgtool, "flash", "--yes", "--full", "--no-verify", e.img + ".imgtool.xz", loops[rowFlashXz]}
+			},
+			peer: func(e *env) [][]string {
+				return [][]string{shell("xz -dcq -T0 %q | dd of=%q bs=4M oflag=direct iflag=fullblock conv=fsync status=none", e.img+".imgtool.xz", loops[rowFlashXz])}
 			},
 		},
 		row{
@@ -184,6 +243,9 @@ func init() {
 			peer: func(e *env) [][]string {
 				return [][]string{shell("dd if=%q bs=4M status=none | zstd -T0 -3 -q -c > %q", loops[rowReadZst], filepath.Join(e.dir, "read-dd.img.zst"))}
 			},
+			size: func(e *env) (int64, int64) {
+				return fileSize(filepath.Join(e.dir, "read-ours.img.zst")), fileSize(filepath.Join(e.dir, "read-dd.img.zst"))
+			},
 		},
 		row{
 			// Writing and checking every byte: ours reads the device back
@@ -220,4 +282,13 @@ func init() {
 			},
 		},
 	)
+}
+
+// fileSize returns the size of a file, 0 when it is missing.
+func fileSize(path string) int64 {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
 }

@@ -17,6 +17,9 @@ type encoded struct {
 	sum  []byte // format-specific check of the uncompressed bytes (CRC64, xxhash)
 	// unpadded is the xz block's unpadded size (header, data and check).
 	unpadded uint64
+	// shared is set when data may be handed out again (the encoding of
+	// a chunk of zeros), so that the codec must not reuse its buffer.
+	shared bool
 }
 
 // codec is what a chunked format supplies to the parallel pipeline.

@@ -27,7 +27,9 @@
 //     reads concatenated members.
 //   - zstd: one Zstandard frame per chunk, compressed in parallel, followed
 //     by a seek table (the Zstandard seekable format) unless
-//     Options.NoSeekable.
+//     Options.NoSeekable. A chunk of zeros is a frame of RLE blocks, which
+//     readers fill without decoding; output buffers are reused, so memory
+//     stays at the chunks in flight and one window per encoder.
 //   - raw and sparse: the image as is; Zero extents become holes when the
 //     output is a regular file (sparse also leaves all-zero 4 KiB blocks
 //     of data as holes), zeros when it is a pipe.

@@ -8,6 +8,7 @@ import (
 	"hash/crc64"
 	"io"
 	"math"
+	"sync"
 
 	"github.com/ulikunitz/xz/lzma"
 
@@ -30,7 +31,8 @@ const (
 	xzMaxUncompressedChunk = 64 << 10
 )
 
-var crc64Table = crc64.MakeTable(crc64.ECMA)
+// crc64Table is built on first use, not at start-up.
+var crc64Table = sync.OnceValue(func() *crc64.Table { return crc64.MakeTable(crc64.ECMA) })
 
 // xzPreset gives the dictionary size of each xz level 1–9 (as xz -1 … -9).
 var xzPreset = [10]int{0: 256 << 10, 1: 1 << 20, 2: 2 << 20, 3: 4 << 20, 4: 4 << 20, 5: 8 << 20, 6: 8 << 20, 7: 16 << 20, 8: 32 << 20, 9: 64 << 20}
@@ -124,7 +126,7 @@ func (c *xzCodec) encode(in []byte) (encoded, error) {
 	for len(out)%4 != 0 {
 		out = append(out, 0)
 	}
-	sum := binary.LittleEndian.AppendUint64(nil, crc64.Checksum(in, crc64Table))
+	sum := binary.LittleEndian.AppendUint64(nil, crc64.Checksum(in, crc64Table()))
 	return encoded{data: out, n: len(in), sum: sum, unpadded: uint64(len(hdr)+lz.Len()) + 8}, nil
 }
 

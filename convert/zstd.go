@@ -27,6 +27,9 @@ type zstdCodec struct {
 	seekable bool
 	entries  []byte // seek table entries
 	frames   uint32
+	// outs holds output buffers written already, for reuse: without it
+	// each frame would allocate (and grow) its own.
+	outs chan []byte
 }
 
 func newZstd(w io.Writer, size int64, ext []image.Extent, o Options) (Writer, error) {
@@ -54,7 +57,7 @@ func newZstd(w io.Writer, size int64, ext []image.Extent, o Options) (Writer, er
 	if err != nil {
 		return nil, err
 	}
-	c := &zstdCodec{enc: enc, seekable: !o.NoSeekable}
+	c := &zstdCodec{enc: enc, seekable: !o.NoSeekable, outs: make(chan []byte, max(1, workers, numWorkers())+4)}
 	// A skippable frame first declares the image's size, so that a file cut
 	// between two frames (or without its seek table) is recognised as
 	// damaged (package sizemark). The seek table lists it as a frame that
@@ -72,15 +75,80 @@ func newZstd(w io.Writer, size int64, ext []image.Extent, o Options) (Writer, er
 }
 
 func (c *zstdCodec) encode(in []byte) (encoded, error) {
-	out := c.enc.EncodeAll(in, make([]byte, 0, len(in)/2+1024))
-	var sum [4]byte
-	binary.LittleEndian.PutUint32(sum[:], uint32(xxhash.Sum64(in)))
-	return encoded{data: out, n: len(in), sum: sum[:]}, nil
+	if allZero(in) {
+		// Free space: a frame of RLE blocks, which readers fill (or skip)
+		// without decoding, where the encoder would write compressed
+		// blocks of long matches.
+		out := zeroFrame(len(in))
+		return encoded{data: out, n: len(in), sum: out[len(out)-4:], shared: true}, nil
+	}
+	var buf []byte
+	select {
+	case buf = <-c.outs:
+	default:
+	}
+	if need := c.enc.MaxEncodedSize(len(in)); cap(buf) < need {
+		buf = make([]byte, 0, need)
+	}
+	out := c.enc.EncodeAll(in, buf[:0])
+	// The frame ends with the checksum of its content (WithEncoderCRC),
+	// the value the seek table records too.
+	return encoded{data: out, n: len(in), sum: out[len(out)-4:]}, nil
 }
+
+// zeroFrame returns a zstd frame of n zero bytes made of RLE blocks
+// (RFC 8878 section 3.1.1.2): a single-segment header with the content
+// size, one four-byte block per 128 KiB and the content checksum.
+func zeroFrame(n int) []byte {
+	b := binary.LittleEndian.AppendUint32(nil, zstdFrameMagic)
+	const single, checksum = 1 << 5, 1 << 2
+	switch {
+	case n < 256:
+		b = append(b, single|checksum, byte(n))
+	case n < 65536+256:
+		b = append(b, 1<<6|single|checksum)
+		b = binary.LittleEndian.AppendUint16(b, uint16(n-256))
+	case int64(n) < 1<<32:
+		b = append(b, 2<<6|single|checksum)
+		b = binary.LittleEndian.AppendUint32(b, uint32(n))
+	default:
+		b = append(b, 3<<6|single|checksum)
+		b = binary.LittleEndian.AppendUint64(b, uint64(n))
+	}
+	const blockMax = 128 << 10
+	for left := n; ; {
+		k := min(left, blockMax)
+		left -= k
+		h := uint32(k)<<3 | 1<<1 // RLE block
+		if left == 0 {
+			h |= 1 // last
+		}
+		b = append(b, byte(h), byte(h>>8), byte(h>>16), 0)
+		if left == 0 {
+			break
+		}
+	}
+	h := xxhash.New()
+	var zeros [64 << 10]byte
+	for left := n; left > 0; left -= min(left, len(zeros)) {
+		h.Write(zeros[:min(left, len(zeros))])
+	}
+	return binary.LittleEndian.AppendUint32(b, uint32(h.Sum64()))
+}
+
+const zstdFrameMagic = 0xFD2FB528
 
 func (c *zstdCodec) emit(w io.Writer, e encoded) error {
 	if _, err := w.Write(e.data); err != nil {
 		return err
+	}
+	if !e.shared {
+		defer func() {
+			select {
+			case c.outs <- e.data[:0]:
+			default:
+			}
+		}()
 	}
 	if len(e.data) >= 1<<32 {
 		return fmt.Errorf("convert: zstd frame too large for the seek table")

@@ -15,7 +15,12 @@
 //     bounded buffers), writing only the Data ranges of a block map, then
 //     flushes, verifies with SHA-256 per chunk reading around the page
 //     cache, and rereads the partition table. Images that implement
-//     Streamer are read front to back instead of by ReadAt.
+//     Streamer are read front to back instead of by ReadAt, unless they
+//     report through Seekable that ReadAt decodes only what it reads
+//     (imgtool's own .zst): those are read by ReadAt, several chunks at
+//     once, chunks cut at multiples of the chunk size so that each lies in
+//     one frame, and the frames holding no mapped byte are never decoded.
+//     A stream-only image is written whole without asking for its extents.
 //   - CheckCapacity detects counterfeit cards by writing and reading back
 //     markers across the whole device. It destroys the device's content.
 //   - ReadDevice opens a device read-only as an Image for backups;

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -113,6 +114,11 @@ type Options struct {
 	// Buffers is how many chunks may be in flight between the reader, the
 	// hasher and the writers; 0 means 8.
 	Buffers int
+	// Sequential makes Write read an image that is read at random (see
+	// Seekable) one piece at a time, in order, rather than several at
+	// once: for an image that checks what it reads in order, as the one
+	// bmap.Verify returns does.
+	Sequential bool
 	// LastPartitionEnd, when known, is where the image's last partition
 	// ends; it improves the message when a target is too small.
 	LastPartitionEnd int64
@@ -176,12 +182,47 @@ type segment struct {
 	knownZero bool // the image is known to hold zeros here
 }
 
+// Seekable is an optional interface of compressed images that may or may
+// not be readable at random (zstd files with or without a seek table).
+// Seekable reports whether ReadAt decodes only the pieces it reads (true)
+// or needs the whole image decompressed first (false). Write reads an
+// image that is seekable by ReadAt, several pieces at once, and one that is
+// not through its Stream without asking for its Extents.
+type Seekable interface {
+	Seekable() bool
+}
+
+// streamOnly reports whether img can only be read cheaply from the start.
+func streamOnly(img image.Image) bool {
+	if _, ok := image.As[Streamer](img); !ok {
+		return false
+	}
+	s, ok := image.As[Seekable](img)
+	return ok && !s.Seekable()
+}
+
+// seekable reports whether img (or an image it wraps) is read at random.
+func seekable(img image.Image) bool {
+	s, ok := image.As[Seekable](img)
+	return ok && s.Seekable()
+}
+
+// useStream reports whether Write reads img through its Stream.
+func useStream(img image.Image) bool {
+	_, ok := image.As[Streamer](img)
+	return ok && !seekable(img)
+}
+
 // plan builds the segments covering [0, size).
 func plan(img image.Image, o Options) ([]segment, error) {
 	size := img.Size()
 	explicit := o.BlockMap != nil
 	ext := o.BlockMap
-	if !explicit {
+	if !explicit && streamOnly(img) {
+		// Its extents would cost decoding the whole image once more: every
+		// byte comes from the stream instead.
+		ext = []image.Extent{{Off: 0, Len: size, Kind: image.Data}}
+	} else if !explicit {
 		var err error
 		if ext, err = img.Extents(); err != nil {
 			return nil, fmt.Errorf("flash: listing the image's extents: %w", err)
@@ -238,9 +279,11 @@ type chunk struct {
 	act       action
 	data      []byte // the image's bytes, or nil
 	knownZero bool
-	vidx      int // index in the verify list, or -1
+	zero      bool // data was read and holds only zeros
+	vidx      int  // index in the verify list, or -1
 	refs      atomic.Int32
 	slot      []byte
+	ready     chan error // when data is being read: the read's result
 }
 
 // span is a written range to read back, with its hash.
@@ -258,11 +301,12 @@ type rereader interface{ rereadPartitions() error }
 // Write writes img to every target at once and, unless opts.NoVerify,
 // reads each back and compares it with what was written.
 //
-// The image is read once (through Streamer when img offers it, by ReadAt
-// otherwise) by one goroutine, hashed by another and written by one
-// goroutine per target, with at most opts.Buffers chunks in flight: the
-// slowest target sets the pace. Only the Data ranges of the block map are
-// written (rounded out to 4 KiB); see Unmapped for the rest. Each target is
+// The image is read once (through Streamer when img offers it and is not
+// Seekable, by ReadAt otherwise: several chunks at once when img is
+// Seekable and opts.Sequential is not set), hashed by another goroutine and
+// written by one goroutine per target, with at most opts.Buffers chunks in
+// flight: the slowest target sets the pace. Only the Data ranges of the
+// block map are written (rounded out to 4 KiB); see Unmapped for the rest. Each target is
 // then flushed (Sync), read back and compared chunk by chunk with SHA-256
 // hashes taken while writing, and a device's partition table is reread.
 //
@@ -397,7 +441,7 @@ func (w *writer) run(parent context.Context, segs []segment) (string, error) {
 	defer cancel()
 
 	var stream io.ReadCloser
-	if s, ok := image.As[Streamer](w.img); ok {
+	if s, ok := image.As[Streamer](w.img); ok && useStream(w.img) {
 		rc, err := s.Stream()
 		if err != nil {
 			return "", fmt.Errorf("flash: opening the image stream: %w", err)
@@ -469,8 +513,57 @@ func (w *writer) run(parent context.Context, segs []segment) (string, error) {
 		})
 	}
 
-	// Producer (this goroutine).
+	// Forwarder: hands the chunks on in order, each once its bytes are
+	// read.
+	seq := make(chan *chunk, w.opts.Buffers)
+	var ferr error // the first read error, set by the forwarder
+	wg.Go(func() {
+		defer func() {
+			close(hashCh)
+			if chunkCh != nil {
+				close(chunkCh)
+			}
+			for _, o := range outs {
+				close(o)
+			}
+		}()
+		for c := range seq {
+			if c.ready != nil {
+				if err := <-c.ready; err != nil || ferr != nil {
+					if ferr == nil {
+						ferr = err
+						cancel()
+					}
+					slots <- c.slot
+					continue
+				}
+			}
+			if ferr != nil {
+				slots <- c.slot
+				continue
+			}
+			hashCh <- c
+			if chunkCh != nil && c.vidx >= 0 {
+				chunkCh <- c
+			}
+			if c.act != actLeave {
+				for _, o := range outs {
+					o <- c
+				}
+			}
+		}
+	})
+
 	var perr error
+	// Producer (this goroutine). A stream is read here, in order; an image
+	// read by ReadAt is read by up to readers goroutines at once (a
+	// seekable compressed image decodes its frames on every core).
+	readers := 1
+	if stream == nil && seekable(w.img) && !w.opts.Sequential {
+		readers = max(1, min(runtime.GOMAXPROCS(0), w.opts.Buffers/2))
+	}
+	sem := make(chan struct{}, readers)
+	needZero := !w.opts.NoVerify
 	pos := int64(0)
 produce:
 	for _, s := range segs {
@@ -481,8 +574,10 @@ produce:
 		if s.act != actWrite && stream == nil && !s.knownZero {
 			complete = false
 		}
-		for off := s.off; off < s.off+s.n; off += int64(w.chunkSize) {
-			n := int(min(int64(w.chunkSize), s.off+s.n-off))
+		for off := s.off; off < s.off+s.n; {
+			// Chunks end at multiples of the chunk size, so that they
+			// match the frames of a seekable compressed image.
+			n := int(min(int64(w.chunkSize)-off%int64(w.chunkSize), s.off+s.n-off))
 			var slot []byte
 			select {
 			case slot = <-slots:
@@ -492,10 +587,27 @@ produce:
 			c := &chunk{off: off, n: n, act: s.act, knownZero: s.knownZero, vidx: -1, slot: slot}
 			if stream != nil || s.act == actWrite {
 				c.data = slot[:n]
-				if err := w.read(stream, c.data, off, &pos); err != nil {
-					perr = err
-					slots <- slot
-					break produce
+				if stream != nil {
+					if err := w.read(stream, c.data, off, &pos); err != nil {
+						perr = err
+						slots <- slot
+						break produce
+					}
+					c.zero = needZero && s.act == actWrite && allZero(c.data)
+				} else {
+					c.ready = make(chan error, 1)
+					select {
+					case sem <- struct{}{}:
+					case <-ctx.Done():
+						slots <- slot
+						break produce
+					}
+					go func() {
+						err := w.read(nil, c.data, c.off, nil)
+						c.zero = err == nil && needZero && allZero(c.data)
+						<-sem
+						c.ready <- err
+					}()
 				}
 			}
 			if s.act == actWrite || s.act == actZero {
@@ -510,25 +622,15 @@ produce:
 				refs++
 			}
 			c.refs.Store(refs)
-			hashCh <- c
-			if chunkCh != nil && c.vidx >= 0 {
-				chunkCh <- c
-			}
-			if s.act != actLeave {
-				for _, o := range outs {
-					o <- c
-				}
-			}
+			seq <- c
+			off += int64(n)
 		}
 	}
-	close(hashCh)
-	if chunkCh != nil {
-		close(chunkCh)
-	}
-	for _, o := range outs {
-		close(o)
-	}
+	close(seq)
 	wg.Wait()
+	if perr == nil {
+		perr = ferr
+	}
 
 	if parent.Err() != nil {
 		return "", w.interrupted(parent, "write it again before using it")
@@ -585,7 +687,7 @@ func (w *writer) hashWhole(c *chunk, whole hash.Hash) {
 // read-back), in order; zh caches the hashes of zero chunks by length.
 func (w *writer) hashChunk(c *chunk, zh map[int][32]byte) {
 	var h [32]byte
-	if c.act == actZero {
+	if c.act == actZero || c.zero {
 		var ok bool
 		if h, ok = zh[c.n]; !ok {
 			h = sha256.Sum256(w.zeros[:c.n])
@@ -729,3 +831,17 @@ func (w *writer) verify(ctx context.Context, t Target) error {
 	}
 	return nil
 }
+
+// allZero reports whether p holds only zero bytes.
+func allZero(p []byte) bool {
+	for len(p) > 0 {
+		n := min(len(p), len(zeroPage))
+		if string(p[:n]) != string(zeroPage[:n]) {
+			return false
+		}
+		p = p[n:]
+	}
+	return true
+}
+
+var zeroPage [64 << 10]byte

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -15,8 +16,10 @@ import (
 	"imgtool/bmap"
 	"imgtool/flash"
 	"imgtool/image"
+	imgzip "imgtool/image/zip"
 	"imgtool/internal/units"
 	"imgtool/part"
+	"imgtool/shrink"
 )
 
 type flashOptions struct {
@@ -114,6 +117,7 @@ type flashSummary struct {
 }
 
 func runFlash(ctx context.Context, opts flashOptions, args []string, g *globalOptions) error {
+	limitMemory()
 	if opts.full && opts.bmapFile != "" {
 		return usagef("--full and --bmap exclude each other: --full writes every byte, --bmap only the mapped ranges")
 	}
@@ -134,7 +138,11 @@ func runFlash(ctx context.Context, opts flashOptions, args []string, g *globalOp
 	if err := verifyInputChecksum(imgPath, opts.sha256); err != nil {
 		return err
 	}
-	img, err := openImage(imgPath)
+	// Whether a compressed image that can only be decoded from the start
+	// needs its temporary file depends on the block map: --full and --bmap
+	// stream it once, straight to the disks.
+	streamed := opts.full || opts.bmapFile != ""
+	img, err := openFlashImage(imgPath, streamed)
 	if err != nil {
 		return err
 	}
@@ -144,7 +152,7 @@ func runFlash(ctx context.Context, opts flashOptions, args []string, g *globalOp
 	table := ""
 	// Only the partition table is needed here (not inspect's look into
 	// every filesystem).
-	if tbl, err := part.Read(img, img.Size()); err == nil {
+	if tbl, err := readTable(img, streamed); err == nil {
 		table = tbl.Kind.String()
 		for _, p := range tbl.Partitions {
 			lastEnd = max(lastEnd, p.End())
@@ -288,7 +296,7 @@ func runFlash(ctx context.Context, opts flashOptions, args []string, g *globalOp
 		}
 	}
 
-	fo := flash.Options{BlockMap: ext, NoVerify: opts.noVerify, Progress: prog, LastPartitionEnd: lastEnd}
+	fo := flash.Options{BlockMap: ext, NoVerify: opts.noVerify, Progress: prog, LastPartitionEnd: lastEnd, Sequential: bm != nil}
 	switch {
 	case opts.discard:
 		fo.Unmapped = flash.DiscardUnmapped
@@ -530,4 +538,91 @@ func (t *truncatedStream) Stream() (io.ReadCloser, error) {
 		io.Reader
 		io.Closer
 	}{io.LimitReader(rc, t.size), rc}, nil
+}
+
+// openFlashImage opens IMAGE as openImage does, except that with streamed
+// a compressed image that cannot be read at random is not decompressed
+// into a temporary file first: flash then decodes it once, while writing.
+// A damaged stream then fails during the write, which says that the disk
+// holds an incomplete image.
+func openFlashImage(path string, streamed bool) (image.Image, error) {
+	if !streamed {
+		return openImage(path)
+	}
+	var zipOpts []imgzip.Option
+	if _, err := os.Stat(path); err != nil {
+		if i := strings.LastIndex(strings.ToLower(path), ".zip:"); i > 0 {
+			zipOpts = append(zipOpts, imgzip.WithMember(path[i+5:]))
+			path = path[:i+4]
+		}
+	}
+	if _, err := shrink.RecoverIfNeeded(path); err != nil {
+		return nil, err
+	}
+	return image.Open(path, image.WithFormats(imageFormats(zipOpts...)...))
+}
+
+// tableHead is how much of an image that is only streamed is decoded to
+// read its partition table: the MBR, a GPT's header and entries, and EBRs
+// close to the start.
+const tableHead = 1 << 20
+
+// readTable reads the image's partition table. With streamed, an image
+// that cannot be read at random has only its first tableHead bytes decoded
+// for it; a table that needs bytes beyond them (a GPT's backup header, a
+// far EBR) is then reported as unknown rather than read incompletely.
+func readTable(img image.Image, streamed bool) (*part.Table, error) {
+	s, ok := image.As[flash.Seekable](img)
+	st, ok2 := image.As[flash.Streamer](img)
+	if !streamed || !ok || s.Seekable() || !ok2 {
+		return part.Read(img, img.Size())
+	}
+	rc, err := st.Stream()
+	if err != nil {
+		return nil, err
+	}
+	head := make([]byte, min(img.Size(), tableHead))
+	n, err := io.ReadFull(rc, head)
+	rc.Close()
+	if err != nil {
+		return nil, err
+	}
+	h := &headImage{head: head[:n], size: img.Size()}
+	tbl, err := part.Read(h, h.size)
+	// A GPT's entries come from its primary copy (its backup, at the end,
+	// is only compared with it); an MBR read beyond the head may have lost
+	// logical partitions.
+	if err == nil && h.missed && tbl.Kind != part.GPT {
+		return nil, errors.New("the partition table reaches past the start of the image")
+	}
+	return tbl, err
+}
+
+// headImage is the first bytes of an image; reads beyond them fail.
+type headImage struct {
+	head   []byte
+	size   int64
+	missed bool
+}
+
+func (h *headImage) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 || off+int64(len(p)) > int64(len(h.head)) {
+		h.missed = true
+		return 0, errors.New("beyond the decoded start of the image")
+	}
+	return copy(p, h.head[off:]), nil
+}
+
+// memoryLimit is the soft limit of the heap for flash and read, whose live
+// data (pipeline buffers, decoded frames, encoder windows) is well under
+// it: the garbage collector then runs before the heap doubles the live
+// data, which keeps the peak resident memory under 128 MiB. GOMEMLIMIT
+// overrides it.
+const memoryLimit = 80 << 20
+
+// limitMemory sets memoryLimit unless GOMEMLIMIT is set.
+func limitMemory() {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(memoryLimit)
+	}
 }

@@ -83,6 +83,7 @@ type readSummary struct {
 }
 
 func runRead(ctx context.Context, opts readOptions, args []string, g *globalOptions) error {
+	limitMemory()
 	src, dst := args[0], args[1]
 	format := outputFormat(dst)
 	if same(src, dst) {

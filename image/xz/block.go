@@ -12,6 +12,7 @@ import (
 	"hash/crc64"
 	"io"
 	"strings"
+	"sync"
 
 	"github.com/ulikunitz/xz/lzma"
 )
@@ -22,7 +23,8 @@ import (
 // match reaches further back than this.
 const MaxDictSize = 256 << 20
 
-var crc64Table = crc64.MakeTable(crc64.ECMA)
+// crc64Table is built on first use, not at start-up.
+var crc64Table = sync.OnceValue(func() *crc64.Table { return crc64.MakeTable(crc64.ECMA) })
 
 func sprintf(format string, args ...any) string { return fmt.Sprintf(format, args...) }
 
@@ -150,7 +152,7 @@ func openBlock(r io.ReaderAt, b blockInfo) (io.Reader, error) {
 	case CheckCRC32:
 		sum = crc32.NewIEEE()
 	case CheckCRC64:
-		sum = crc64.New(crc64Table)
+		sum = crc64.New(crc64Table())
 	case CheckSHA256:
 		sum = sha256.New()
 	}

@@ -46,9 +46,13 @@
 package xz
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"io"
 	"runtime"
+	"sync"
+	"sync/atomic"
 
 	"imgtool/image"
 	"imgtool/image/spool"
@@ -100,7 +104,27 @@ type Image struct {
 	ix     *index
 	blocks *spool.Blocks // random access by block, or nil
 	sp     *spool.Image  // random access by spooling, or nil
+
+	zmu     sync.Mutex
+	zeros   map[blockKey]bool // small blocks known to decode to zeros
+	decoded atomic.Int64      // blocks run through the LZMA2 decoder
 }
+
+// blockKey identifies a block by its bytes. Blocks are decoded on their
+// own (each starts with a dictionary and state reset), so byte-identical
+// blocks decode to the same data: the many blocks of free space in a disk
+// image, identical once compressed, are decoded once.
+type blockKey struct {
+	sum  [sha256.Size]byte // of header, compressed data and check
+	ulen int64
+}
+
+// maxKeyedBlock is the largest block (as stored) looked up by its bytes;
+// an all-zero block of any size is a few kilobytes once compressed.
+const maxKeyedBlock = 64 << 10
+
+// maxZeroKeys bounds the remembered zero blocks.
+const maxZeroKeys = 4096
 
 var (
 	_ image.Image    = (*Image)(nil)
@@ -157,6 +181,10 @@ func (x *Image) Streams() int { return x.ix.streams }
 // through a temporary file (false).
 func (x *Image) Indexed() bool { return x.blocks != nil }
 
+// Seekable reports the same as Indexed, for readers (flash) that read a
+// seekable image by ReadAt, several pieces at once, and stream the others.
+func (x *Image) Seekable() bool { return x.blocks != nil }
+
 // ReadAt reads decompressed bytes.
 func (x *Image) ReadAt(p []byte, off int64) (int, error) {
 	if x.blocks != nil {
@@ -193,8 +221,60 @@ func (x *Image) Close() error {
 	return nil
 }
 
-// decodeBlock decodes block i into dst.
+// decodeBlock decodes block i into dst. A small block byte-identical to
+// one that decoded to zeros is filled with zeros without decoding.
 func (x *Image) decodeBlock(i int, dst []byte) error {
+	b := x.ix.blocks[i]
+	var key blockKey
+	keyed := false
+	if b.unpadded <= maxKeyedBlock {
+		raw := make([]byte, b.unpadded)
+		if _, err := x.r.ReadAt(raw, b.off); err == nil {
+			key, keyed = blockKey{sha256.Sum256(raw), b.ulen}, true
+			x.zmu.Lock()
+			hit := x.zeros[key]
+			x.zmu.Unlock()
+			if hit {
+				clear(dst)
+				return nil
+			}
+		}
+	}
+	if err := x.decodeBlockData(i, dst); err != nil {
+		return err
+	}
+	if keyed && allZero(dst) {
+		x.zmu.Lock()
+		if x.zeros == nil {
+			x.zeros = map[blockKey]bool{}
+		}
+		if len(x.zeros) < maxZeroKeys {
+			x.zeros[key] = true
+		}
+		x.zmu.Unlock()
+	}
+	return nil
+}
+
+// allZero reports whether b holds only zero bytes.
+func allZero(b []byte) bool {
+	for len(b) >= 8 {
+		if binary.LittleEndian.Uint64(b) != 0 {
+			return false
+		}
+		b = b[8:]
+	}
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// decodeBlockData decodes block i into dst and checks its length.
+func (x *Image) decodeBlockData(i int, dst []byte) error {
+	x.decoded.Add(1)
 	br, err := openBlock(x.r, x.ix.blocks[i])
 	if err != nil {
 		return err

@@ -486,3 +486,61 @@ func TestPiImage(t *testing.T) {
 	}
 	checkImage(t, img, data)
 }
+
+// TestZeroBlocksDecodedOnce checks that blocks byte-identical to one that
+// decoded to zeros are not decoded again, that the data read is exact,
+// and that a damaged copy of a zero block is still decoded (and fails).
+func TestZeroBlocksDecodedOnce(t *testing.T) {
+	data := makeImage(4*mib, 9)
+	xzData := compress(t, data, "-0", "-T0", "--block-size=256KiB")
+	img, err := New(bytes.NewReader(xzData), int64(len(xzData)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	zeroBlocks := 0
+	for i := 0; i < img.Blocks(); i++ {
+		if allZero(data[i*256<<10 : (i+1)*256<<10]) {
+			zeroBlocks++
+		}
+	}
+	if zeroBlocks < 3 {
+		t.Fatalf("%d zero blocks; the test needs several", zeroBlocks)
+	}
+	// One block at a time, in order, so that the count is exact.
+	buf := make([]byte, 256<<10)
+	for i := 0; i < img.Blocks(); i++ {
+		off := int64(i) * 256 << 10
+		if _, err := img.ReadAt(buf, off); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(buf, data[off:off+256<<10]) {
+			t.Fatalf("block %d differs", i)
+		}
+	}
+	if got, want := img.decoded.Load(), int64(img.Blocks()-zeroBlocks+1); got != want {
+		t.Errorf("decoded %d blocks, want %d (%d blocks, %d of them zeros)", got, want, img.Blocks(), zeroBlocks)
+	}
+	checkImage(t, img, data)
+
+	// Damage the compressed data of the last zero block: it no longer
+	// matches the known one, so it is decoded and its check fails.
+	last := -1
+	for i := range img.ix.blocks {
+		if allZero(data[i*256<<10 : (i+1)*256<<10]) {
+			last = i
+		}
+	}
+	bad := bytes.Clone(xzData)
+	b := img.ix.blocks[last]
+	bad[b.off+b.unpadded-int64(b.check.Size())-3] ^= 0x40
+	img2, err := New(bytes.NewReader(bad), int64(len(bad)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := img2.ReadAt(buf, 0); err != nil { // a good zero block first
+		t.Fatal(err)
+	}
+	if _, err := img2.ReadAt(buf, int64(last)*256<<10); err == nil && bytes.Equal(buf, data[int64(last)*256<<10:int64(last+1)*256<<10]) && img2.decoded.Load() < 2 {
+		t.Errorf("damaged zero block %d read as zeros without being decoded", last)
+	}
+}

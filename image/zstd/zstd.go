@@ -13,7 +13,18 @@
 // whole stream into a sparse temporary file (package image/spool).
 //
 // Every Image returned here implements spool.Streamer: Stream decompresses
-// the whole image from the start without a temporary file.
+// the whole image from the start without a temporary file. The stream's
+// RLE blocks are handed to the decoder as raw blocks of the same bytes,
+// which it copies instead of filling a byte at a time (the free space of a
+// disk image is RLE blocks of zeros). When every frame of a file without
+// seek table declares its content size (as the zstd tool writes from a
+// file), Size adds them up from the frame and block headers instead of
+// decoding the file.
+//
+// Frames made only of raw and RLE blocks (imgtool writes its chunks of
+// zeros so) are decoded here, not by the decoder; a frame's own checksum,
+// checked by the decoder, is compared with the seek table's rather than
+// computed again.
 //
 // Decoding uses github.com/klauspost/compress/zstd; the seek table is parsed
 // with github.com/SaveTheRbtz/zstd-seekable-format-go/pkg.
@@ -50,7 +61,6 @@ import (
 	"sync"
 
 	seekable "github.com/SaveTheRbtz/zstd-seekable-format-go/pkg"
-	"github.com/cespare/xxhash/v2"
 	"github.com/klauspost/compress/zstd"
 
 	"imgtool/image"
@@ -121,9 +131,11 @@ type Image struct {
 	blocks *spool.Blocks // seekable: random access by frame
 	sp     *spool.Image  // otherwise: spooled
 
-	decOnce sync.Once
-	dec     *zstd.Decoder
-	decErr  error
+	decOnce  sync.Once
+	dec      *zstd.Decoder
+	decErr   error
+	srcs     sync.Pool // of *[]byte: compressed frames being decoded
+	zeroSums zeroSums
 }
 
 type frame struct {
@@ -165,6 +177,13 @@ func newImage(r io.ReaderAt, size, maxFrame int64, opts []spool.Option) (*Image,
 	}
 	if marked && !seekableFile {
 		opts = append(opts[:len(opts):len(opts)], spool.WithSize(declared))
+	}
+	// What the zstd tool writes from a file declares each frame's size:
+	// the image's size is then known without decoding it.
+	if !marked && !seekableFile {
+		if n, ok := walkFrames(r, size); ok {
+			opts = append(opts[:len(opts):len(opts)], spool.WithSize(n))
+		}
 	}
 	var largest int64
 	for _, f := range z.frames {
@@ -327,12 +346,37 @@ func (z *Image) decodeFrame(i int, dst []byte) error {
 		return z.decErr
 	}
 	f := z.frames[i]
-	src := make([]byte, f.clen)
+	bp, _ := z.srcs.Get().(*[]byte)
+	if bp == nil {
+		bp = new([]byte)
+	}
+	defer z.srcs.Put(bp)
+	if int64(cap(*bp)) < f.clen {
+		*bp = make([]byte, f.clen)
+	}
+	src := (*bp)[:f.clen]
 	if _, err := z.r.ReadAt(src, f.off); err != nil {
 		if err == io.EOF || err == io.ErrUnexpectedEOF {
 			return formatErr(f.off, "frame %d runs past the end of the file", i)
 		}
 		return fmt.Errorf("zstd: reading at offset %d: %w", f.off, err)
+	}
+	// A frame of raw and RLE blocks only (free space: zeros) is copied or
+	// filled here; its checksum is then computed here too.
+	if stored, has, zeros, ok := decodeSimpleZeros(src, dst); ok {
+		if !has && !z.sums {
+			return nil
+		}
+		var sum uint32
+		if zeros {
+			sum = z.zeroSums.sum(dst)
+		} else {
+			sum = contentSum(dst)
+		}
+		if (has && sum != stored) || (z.sums && sum != f.check) {
+			return fmt.Errorf("%w: %w", formatErr(f.off, "frame %d checksum mismatch", i), ErrChecksum)
+		}
+		return nil
 	}
 	out, err := z.dec.DecodeAll(src, dst[:0])
 	if err != nil {
@@ -341,7 +385,20 @@ func (z *Image) decodeFrame(i int, dst []byte) error {
 	if len(out) != len(dst) || (len(out) > 0 && &out[0] != &dst[0]) {
 		return formatErr(f.off, "frame %d decodes to %d bytes, the seek table gives %d", i, len(out), len(dst))
 	}
-	if z.sums && uint32(xxhash.Sum64(dst)) != f.check {
+	if !z.sums {
+		return nil
+	}
+	// The decoder checked the frame's own checksum, the same function of
+	// the same bytes as the seek table's: comparing the two stored values
+	// spares hashing the frame again.
+	sum, has := uint32(0), false
+	if h, ok := parseFrameHeader(src); ok && h.checksum && len(src) >= h.len+4 {
+		sum, has = binary.LittleEndian.Uint32(src[len(src)-4:]), true
+	}
+	if !has {
+		sum = contentSum(dst)
+	}
+	if sum != f.check {
 		return fmt.Errorf("%w: %w", formatErr(f.off, "frame %d checksum mismatch", i), ErrChecksum)
 	}
 	return nil
@@ -355,7 +412,7 @@ var ErrChecksum = errors.New("zstd: checksum mismatch")
 func (z *Image) stream() (io.ReadCloser, error) {
 	cr := &countReader{r: io.NewSectionReader(z.r, 0, z.size)}
 	br := bufio.NewReaderSize(cr, 256<<10)
-	dec, err := zstd.NewReader(br, zstd.WithDecoderMaxWindow(MaxWindow), zstd.WithDecoderConcurrency(min(4, runtime.GOMAXPROCS(0))))
+	dec, err := zstd.NewReader(newRLEAsRaw(br), zstd.WithDecoderMaxWindow(MaxWindow), zstd.WithDecoderConcurrency(min(4, runtime.GOMAXPROCS(0))))
 	if err != nil {
 		return nil, fmt.Errorf("zstd: %w", err)
 	}
