@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"imgtool/fs/meta"
@@ -71,14 +72,28 @@ type Plan struct {
 }
 
 var (
-	reHostname = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$`)
-	reUser     = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
-	reCountry  = regexp.MustCompile(`^[A-Z]{2}$`)
-	reTimezone = regexp.MustCompile(`^[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*$`)
-	reKeymap   = regexp.MustCompile(`^[a-z0-9_-]+(,[a-z0-9_-]+)*$`)
-	reLocale   = regexp.MustCompile(`^[A-Za-z0-9_]+(\.[A-Za-z0-9-]+)?(@[A-Za-z0-9]+)?$`)
-	reSSHKey   = regexp.MustCompile(`^(ssh-|ecdsa-|sk-)[a-z0-9@.-]+ [A-Za-z0-9+/=]+( [^\n]*)?$`)
+	reHostname = &lazyRegexp{pat: `^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$`}
+	reUser     = &lazyRegexp{pat: `^[a-z_][a-z0-9_-]{0,31}$`}
+	reCountry  = &lazyRegexp{pat: `^[A-Z]{2}$`}
+	reTimezone = &lazyRegexp{pat: `^[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*$`}
+	reKeymap   = &lazyRegexp{pat: `^[a-z0-9_-]+(,[a-z0-9_-]+)*$`}
+	reLocale   = &lazyRegexp{pat: `^[A-Za-z0-9_]+(\.[A-Za-z0-9-]+)?(@[A-Za-z0-9]+)?$`}
+	reSSHKey   = &lazyRegexp{pat: `^(ssh-|ecdsa-|sk-)[a-z0-9@.-]+ [A-Za-z0-9+/=]+( [^\n]*)?$`}
 )
+
+// lazyRegexp compiles its pattern on first use: compiled at start-up, these
+// patterns would cost every imgtool command half a millisecond.
+type lazyRegexp struct {
+	pat  string
+	once sync.Once
+	re   *regexp.Regexp
+}
+
+// MatchString reports whether s matches the pattern.
+func (l *lazyRegexp) MatchString(s string) bool {
+	l.once.Do(func() { l.re = regexp.MustCompile(l.pat) })
+	return l.re.MatchString(s)
+}
 
 // ErrOption reports an option value that cannot be used.
 var ErrOption = errors.New("customize: bad option")
@@ -339,7 +354,7 @@ func Build(boot, root iofs.FS, o Options) (*Plan, error) {
 		}
 	}
 	if mech == MechRootfs && o.WifiCountry != "" && exists(root, "etc/NetworkManager") && boot != nil && exists(boot, "cmdline.txt") {
-		tokens = append(tokens, "cfg80211.ieee80211_regdom="+o.WifiCountry)
+		tokens = append(tokens, tokRegdom+o.WifiCountry)
 	}
 	if len(o.CmdlineAdd) > 0 || len(o.CmdlineRemove) > 0 || len(tokens) > 0 {
 		if err := b.cmdline(tokens); err != nil {
@@ -402,6 +417,10 @@ func (b *builder) cmdline(extra []string) error {
 		return false
 	})
 	for _, tk := range append(slices.Clone(b.o.CmdlineAdd), extra...) {
+		if strings.HasPrefix(tk, tokRegdom) {
+			// One regulatory domain: a new country replaces the old.
+			toks = slices.DeleteFunc(toks, func(t string) bool { return strings.HasPrefix(t, tokRegdom) && t != tk })
+		}
 		if !slices.Contains(toks, tk) {
 			toks = append(toks, tk)
 		}

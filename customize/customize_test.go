@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"imgtool/internal/testimg"
 	"os/exec"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -212,10 +213,8 @@ func TestCloudInit(t *testing.T) {
 			for _, ch := range p.Changes {
 				files = append(files, ch.FS+":"+ch.Path)
 			}
-			want := []string{"boot:user-data", "boot:network-config", "boot:meta-data"}
-			if c.ds {
-				want = append(want, "boot:cmdline.txt")
-			}
+			// cmdline.txt gets the Wi-Fi country (and ds=nocloud on Pi OS).
+			want := []string{"boot:user-data", "boot:network-config", "boot:meta-data", "boot:cmdline.txt"}
 			if !slices.Equal(files, want) {
 				t.Fatalf("changes %v, want %v", files, want)
 			}
@@ -243,11 +242,16 @@ func TestCloudInit(t *testing.T) {
 			if id, _ := md["instance-id"].(string); !strings.HasPrefix(id, "imgtool-") {
 				t.Errorf("meta-data %v", md)
 			}
+			cmd := string(find(t, p, "boot", "cmdline.txt").Data)
+			wantTail := " splash cfg80211.ieee80211_regdom=GB\n"
 			if c.ds {
-				cmd := string(find(t, p, "boot", "cmdline.txt").Data)
-				if !strings.HasSuffix(cmd, " splash ds=nocloud\n") {
-					t.Errorf("cmdline.txt %q", cmd)
-				}
+				wantTail = " splash ds=nocloud cfg80211.ieee80211_regdom=GB\n"
+			}
+			if !strings.HasSuffix(cmd, wantTail) {
+				t.Errorf("cmdline.txt %q, want it to end %q", cmd, wantTail)
+			}
+			if _, ok := m["enable_ssh"]; ok != c.ds {
+				t.Errorf("enable_ssh in user-data: %v, want %v (Raspberry Pi OS only)", ok, c.ds)
 			}
 		})
 	}
@@ -361,5 +365,18 @@ func TestSysprep(t *testing.T) {
 		"write etc/machine-id", "write var/log/syslog"}
 	if !slices.Equal(got, want) {
 		t.Errorf("sysprep\n%v\nwant\n%v", got, want)
+	}
+}
+
+// TestPatternsCompile compiles every option pattern, which start-up leaves
+// to first use.
+func TestPatternsCompile(t *testing.T) {
+	for _, l := range []*lazyRegexp{reHostname, reUser, reCountry, reTimezone, reKeymap, reLocale, reSSHKey} {
+		if _, err := regexp.Compile(l.pat); err != nil {
+			t.Errorf("%s: %v", l.pat, err)
+		}
+	}
+	if !reHostname.MatchString("raspberrypi") || reHostname.MatchString("-bad") {
+		t.Error("hostname pattern")
 	}
 }

@@ -16,12 +16,23 @@
 //     deletes itself and its cmdline.txt tokens.
 //   - MechCloudInit: images with cloud-init (/usr/bin/cloud-init or
 //     /etc/cloud): NoCloud user-data, meta-data and (with Wi-Fi)
-//     network-config on the boot partition; on Raspberry Pi OS trixie the
-//     ds=nocloud token is added to cmdline.txt when missing.
+//     network-config on the boot partition, in the form Raspberry Pi Imager
+//     writes (enable_ssh on Raspberry Pi OS, a netplan version 2
+//     network-config with eth0 and wlan0); on Raspberry Pi OS trixie the
+//     ds=nocloud token is added to cmdline.txt when missing. A Wi-Fi
+//     country goes on the command line as cfg80211.ieee80211_regdom=, as
+//     Imager does.
 //   - MechRootfs: anything else: the root filesystem's files are edited
 //     directly (hostname, hosts, passwd, shadow, group, home, SSH keys and
 //     service, wpa_supplicant or NetworkManager, time zone, keyboard,
 //     locale).
+//
+// ReadArmed reads the other way: what an image's boot partition will do on
+// its first boot (firstrun.sh run by systemd.run=, a NoCloud seed,
+// custom.toml, the ssh flag, userconf, wpa_supplicant.conf), whether
+// written by Build or by Raspberry Pi Imager, with lenient bounded readers
+// for the YAML, TOML and shell subsets those files use. It reports that
+// secrets are set, never their values.
 //
 // config.txt, cmdline.txt and sysprep are edited directly with every
 // mechanism. Passwords are stored as sha512-crypt hashes (SHA512Crypt) and

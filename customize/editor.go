@@ -79,8 +79,14 @@ func (e *Ext4Editor) Mkdir(name string, mode iofs.FileMode, uid, gid uint32) err
 // Symlink creates or replaces a symbolic link.
 func (e *Ext4Editor) Symlink(target, name string) error { return e.W.Symlink(target, name) }
 
-// Remove deletes a file or a symbolic link.
-func (e *Ext4Editor) Remove(name string) error { return e.W.Remove(name) }
+// Remove deletes a file, a symbolic link or an empty directory.
+func (e *Ext4Editor) Remove(name string) error {
+	err := e.W.Remove(name)
+	if errors.Is(err, ext4.ErrIsDir) {
+		return e.W.Rmdir(name)
+	}
+	return err
+}
 
 // Close writes bitmaps, descriptors and counters.
 func (e *Ext4Editor) Close() error { return e.W.Close() }

@@ -213,7 +213,13 @@ func (b *builder) cloudInit(osID string) ([]string, error) {
 	} else if len(o.SSHKeys) > 0 {
 		keys("")
 	}
+	raspios := osID != "ubuntu"
 	if o.SSH || len(o.SSHKeys) > 0 {
+		if raspios {
+			// Raspberry Pi OS's cloud-init reads enable_ssh (as Raspberry
+			// Pi Imager writes it); the runcmd covers other builds.
+			w("enable_ssh: true")
+		}
 		w("ssh_pwauth: %t", !o.SSHKeyOnly)
 		w("runcmd:")
 		w("- [systemctl, enable, --now, ssh]")
@@ -222,7 +228,10 @@ func (b *builder) cloudInit(osID string) ([]string, error) {
 	var netConf string
 	if o.WifiSSID != "" {
 		var n strings.Builder
-		fmt.Fprintf(&n, "network:\n  version: 2\n  wifis:\n    wlan0:\n      dhcp4: true\n      optional: true\n")
+		// eth0 keeps the DHCP that cloud-init's fallback configuration
+		// would give it without a network-config.
+		fmt.Fprintf(&n, "network:\n  version: 2\n  ethernets:\n    eth0:\n      dhcp4: true\n      optional: true\n")
+		fmt.Fprintf(&n, "  wifis:\n    wlan0:\n      dhcp4: true\n      optional: true\n")
 		if o.WifiCountry != "" {
 			fmt.Fprintf(&n, "      regulatory-domain: %s\n", jq(o.WifiCountry))
 		}
@@ -234,24 +243,35 @@ func (b *builder) cloudInit(osID string) ([]string, error) {
 		}
 		netConf = n.String()
 	}
-	b.writeNew("boot", "user-data", []byte(userData), 0o644, 0, 0)
-	if netConf != "" {
-		b.writeNew("boot", "network-config", []byte(netConf), 0o644, 0, 0)
+	seed := userData != "#cloud-config\n" || netConf != ""
+	if seed {
+		if userData == "#cloud-config\n" {
+			// NoCloud needs a user-data file, and cloud-init's schema a
+			// mapping in it.
+			userData += "{}\n"
+		}
+		b.writeNew("boot", "user-data", []byte(userData), 0o644, 0, 0)
+		if netConf != "" {
+			b.writeNew("boot", "network-config", []byte(netConf), 0o644, 0, 0)
+		}
+		b.writeNew("boot", "meta-data", []byte("instance-id: "+instanceID(userData, netConf)+"\n"), 0o644, 0, 0)
 	}
-	b.writeNew("boot", "meta-data", []byte("instance-id: "+instanceID(userData, netConf)+"\n"), 0o644, 0, 0)
-	if osID == "ubuntu" {
-		return nil, nil
-	}
-	data, _, err := b.read("boot", "cmdline.txt")
+	data, haveCmdline, err := b.read("boot", "cmdline.txt")
 	if err != nil {
 		return nil, err
 	}
-	for _, tk := range strings.Fields(string(data)) {
-		if tk == "ds=nocloud" || strings.HasPrefix(tk, "ds=nocloud;") {
-			return nil, nil
-		}
+	var tokens []string
+	if seed && raspios && !slices.ContainsFunc(strings.Fields(string(data)), func(tk string) bool {
+		return tk == "ds=nocloud" || strings.HasPrefix(tk, "ds=nocloud;")
+	}) {
+		tokens = append(tokens, "ds=nocloud")
 	}
-	return []string{"ds=nocloud"}, nil
+	if o.WifiCountry != "" && haveCmdline {
+		// As Raspberry Pi Imager does: the kernel's regulatory domain,
+		// which also covers a country given without a network.
+		tokens = append(tokens, tokRegdom+o.WifiCountry)
+	}
+	return tokens, nil
 }
 
 // passwdEntry is one line of /etc/passwd.

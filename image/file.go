@@ -32,6 +32,16 @@ func (m *fileImage) Format() string { return m.format }
 // Close closes the file.
 func (m *fileImage) Close() error { return m.f.Close() }
 
+// File returns the open file of a raw image, whose bytes are the image's
+// own, for callers that copy ranges of it inside the kernel (sendfile,
+// copy_file_range). Devices, read through an aligning wrapper, give nil.
+func (m *fileImage) File() *os.File {
+	if m.format != "raw" {
+		return nil
+	}
+	return m.f
+}
+
 // Extents reports the holes of a sparse file as Zero extents where the
 // system can tell; otherwise it returns one Data extent.
 func (m *fileImage) Extents() ([]Extent, error) {

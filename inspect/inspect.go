@@ -2,6 +2,11 @@
 // table and the filesystem of every partition, as a Report that the CLI
 // prints as a table or as JSON. It never prints.
 //
+// It also says how the root filesystem grows on first boot (expand) and
+// what first-boot customisation the boot partition arms
+// (customize.ReadArmed), reading only a few small files of the FAT boot
+// partition.
+//
 // Figures come from the filesystems' own allocation structures where a
 // reader can compute them (UsageSource "bitmap"), else from the header
 // counters ("counters").
@@ -10,6 +15,7 @@ package inspect
 import (
 	"fmt"
 
+	"imgtool/customize"
 	"imgtool/expand"
 	"imgtool/fs"
 	"imgtool/image"
@@ -31,6 +37,10 @@ type Report struct {
 	// Expansion says how the OS grows its root filesystem on first boot
 	// and whether it will (nil when no partition holds ext2/3/4).
 	Expansion *expand.Status `json:"expansion,omitempty"`
+	// FirstBoot is the first-boot customisation armed on the boot
+	// partition (firstrun.sh, cloud-init seed, custom.toml …); nil when
+	// nothing is armed or there is no FAT partition.
+	FirstBoot *customize.Armed `json:"first_boot,omitempty"`
 }
 
 // Partition is one partition and its filesystem (nil when none is
@@ -124,7 +134,18 @@ func Build(img image.Image, path string, opt Options) (*Report, error) {
 		}
 		r.Partitions = append(r.Partitions, rp)
 	}
-	r.Expansion = expansion(tbl)
+	boot, root, cmdline, _ := systemFS(tbl)
+	if root != nil {
+		st := expand.Detect(root, cmdline)
+		r.Expansion = &st
+	}
+	if boot != nil {
+		armed, err := customize.ReadArmed(boot, root)
+		if err != nil {
+			r.Warnings = append(r.Warnings, fmt.Sprintf("first boot: %v", err))
+		}
+		r.FirstBoot = armed
+	}
 	if opt.CardSize > 0 {
 		r.Fits = &Fits{
 			CardSize:   opt.CardSize,
@@ -174,12 +195,11 @@ func describe(p part.Partition, opt Options, warnings *[]string) *Filesystem {
 	return f
 }
 
-// expansion detects the first-boot expansion of the root filesystem (the
-// last ext2/3/4 partition) with the kernel command line of the first FAT
-// partition that has a cmdline.txt.
-func expansion(tbl *part.Table) *expand.Status {
-	var root, cmdline = fs.FS(nil), ""
-	haveCmdline := false
+// systemFS finds the root filesystem (the last ext2/3/4 partition) and
+// the boot partition (the first FAT partition with a cmdline.txt, else the
+// first FAT partition), with its kernel command line. Both stay nil when
+// missing.
+func systemFS(tbl *part.Table) (boot, root fs.FS, cmdline string, haveCmdline bool) {
 	for _, p := range tbl.Partitions {
 		if p.Extended {
 			continue
@@ -200,14 +220,12 @@ func expansion(tbl *part.Table) *expand.Status {
 			}
 			if f, _, err := fs.Open(sec, sec.Size(), fs.Options{}); err == nil {
 				if b, err := f.ReadFile("cmdline.txt"); err == nil {
-					cmdline, haveCmdline = string(b), true
+					boot, cmdline, haveCmdline = f, string(b), true
+				} else if boot == nil {
+					boot = f
 				}
 			}
 		}
 	}
-	if root == nil {
-		return nil
-	}
-	st := expand.Detect(root, cmdline)
-	return &st
+	return boot, root, cmdline, haveCmdline
 }

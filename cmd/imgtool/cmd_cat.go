@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	iofs "io/fs"
 
 	"github.com/spf13/cobra"
 )
@@ -62,16 +64,36 @@ func runCat(ctx context.Context, opts catOptions, args []string, g *globalOption
 			f.Close()
 			return fmt.Errorf("%s is a directory; use imgtool ls to list it or imgtool get to copy it", spec)
 		}
-		// A plain Writer, so that CopyBuffer uses our buffer (an *os.File
-		// would take over with its own 32 KiB one); 256 KiB stays in the
-		// CPU cache and keeps the system calls few.
-		_, err = io.CopyBuffer(struct{ io.Writer }{g.stdout}, ctxReader{ctx, f}, make([]byte, 256<<10))
+		err = catFile(ctx, g.stdout, f)
 		f.Close()
 		if err != nil {
 			return fmt.Errorf("%s: %w", spec, err)
 		}
 	}
 	return nil
+}
+
+// catFile copies f to w: inside the kernel when the file's blocks lie in a
+// raw image file (see catDirect), else through a buffer.
+func catFile(ctx context.Context, w io.Writer, f iofs.File) error {
+	n, err := catDirect(ctx, w, f)
+	if !errors.Is(err, errNoDirect) {
+		return err
+	}
+	if n > 0 {
+		s, ok := f.(io.Seeker)
+		if !ok {
+			return err
+		}
+		if _, err := s.Seek(n, io.SeekStart); err != nil {
+			return err
+		}
+	}
+	// A plain Writer, so that CopyBuffer uses our buffer (an *os.File
+	// would take over with its own 32 KiB one); 256 KiB stays in the CPU
+	// cache and keeps the system calls few.
+	_, err = io.CopyBuffer(struct{ io.Writer }{w}, ctxReader{ctx, f}, make([]byte, 256<<10))
+	return err
 }
 
 // ctxReader stops a copy when the context is cancelled (Ctrl-C).

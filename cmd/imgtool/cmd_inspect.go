@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
+	"imgtool/customize"
 	"imgtool/inspect"
 	"imgtool/internal/units"
 )
@@ -30,6 +32,12 @@ func newInspectCmd(g *globalOptions) *cobra.Command {
 partition: type, label, UUID and exact used and free space. Also shows where the last
 partition ends — the bytes a card must hold — and, with --fits, whether the image fits
 on a card of a given size.
+
+When the boot partition carries a first-boot customisation (firstrun.sh run by
+systemd.run=, cloud-init user-data/network-config/meta-data, custom.toml, the ssh
+flag, userconf.txt, wpa_supplicant.conf), a "First boot" section says what will run
+and the settings it applies. Password hashes and Wi-Fi keys are never shown, only
+whether they are set.
 
 Sizes take K, M, G, T (powers of 1024) or KB, MB, GB, TB (powers of 1000, as card
 vendors count): an "8 GB" card is --fits 8GB.`,
@@ -151,6 +159,7 @@ func printInspect(w io.Writer, r *inspect.Report) error {
 	for _, wmsg := range r.Warnings {
 		fmt.Fprintf(&b, "warning: %s\n", wmsg)
 	}
+	printFirstBoot(&b, r.FirstBoot)
 	if f := r.Fits; f != nil {
 		switch {
 		case f.Whole:
@@ -164,4 +173,78 @@ func printInspect(w io.Writer, r *inspect.Report) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// printFirstBoot writes the "First boot" section: what is armed and its
+// settings.
+func printFirstBoot(b *strings.Builder, a *customize.Armed) {
+	if a == nil {
+		return
+	}
+	b.WriteString("\nFirst boot (armed):\n")
+	tw := tabwriter.NewWriter(b, 0, 0, 2, ' ', 0)
+	for _, s := range a.Sources {
+		fmt.Fprintf(tw, "  %s\t%s", s.Mechanism, strings.Join(s.Files, " "))
+		if s.How != "" {
+			fmt.Fprintf(tw, " — %s", s.How)
+		}
+		fmt.Fprintln(tw)
+		for _, n := range s.Notes {
+			fmt.Fprintf(tw, "  \t  %s\n", n)
+		}
+	}
+	row := func(k, v string) {
+		if v != "" {
+			fmt.Fprintf(tw, "  %s\t%s\n", k, v)
+		}
+	}
+	row("host name", a.Hostname)
+	user := a.User
+	if a.PasswordSet {
+		if user == "" {
+			user = "(default user)"
+		}
+		user += " (password set)"
+	}
+	row("user", user)
+	if a.SSH || a.SSHKeys > 0 || a.SSHPasswordAuth != "" {
+		var ssh []string
+		if a.SSH {
+			ssh = append(ssh, "enabled")
+		}
+		switch a.SSHKeys {
+		case 0:
+		case 1:
+			ssh = append(ssh, "1 authorized key")
+		default:
+			ssh = append(ssh, fmt.Sprintf("%d authorized keys", a.SSHKeys))
+		}
+		if a.SSHPasswordAuth != "" {
+			ssh = append(ssh, "password login "+a.SSHPasswordAuth)
+		}
+		row("SSH", strings.Join(ssh, ", "))
+	}
+	if a.WifiSSID != "" || a.WifiCountry != "" {
+		var wifi []string
+		if a.WifiSSID != "" {
+			w := strconv.Quote(a.WifiSSID)
+			if a.WifiPSKSet {
+				w += " (key set)"
+			} else {
+				w += " (open)"
+			}
+			wifi = append(wifi, w)
+		}
+		if a.WifiCountry != "" {
+			wifi = append(wifi, "country "+a.WifiCountry)
+		}
+		row("Wi-Fi", strings.Join(wifi, ", "))
+	}
+	row("time zone", a.Timezone)
+	row("keymap", a.Keymap)
+	row("locale", a.Locale)
+	tw.Flush()
+	for _, w := range a.Warnings {
+		fmt.Fprintf(b, "warning: first boot: %s\n", w)
+	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -239,7 +240,10 @@ func printLs(w io.Writer, entries []lsEntry, opts lsOptions, base string) error 
 		_, err := io.WriteString(w, b.String())
 		return err
 	}
-	tw := tabwriter.NewWriter(w, 0, 0, 1, ' ', 0)
+	// tabwriter writes cell by cell: buffer its output so that a long
+	// listing takes a few large writes, not one system call per cell.
+	bw := bufio.NewWriterSize(w, 64<<10)
+	tw := tabwriter.NewWriter(bw, 0, 0, 1, ' ', 0)
 	// Group by directory as ls -R does.
 	byDir := map[string][]lsEntry{}
 	var dirs []string
@@ -272,5 +276,8 @@ func printLs(w io.Writer, entries []lsEntry, opts lsOptions, base string) error 
 			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\n", modeString(e.mode), e.UID, e.GID, e.Size, e.Mtime.Format("2006-01-02 15:04:05"), name)
 		}
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	return bw.Flush()
 }

@@ -106,17 +106,7 @@ func parseMode(s string) (iofs.FileMode, bool, error) {
 	if err != nil || m > 0o7777 {
 		return 0, false, usagef("--mode %q: give octal permission bits, e.g. 644", s)
 	}
-	fm := iofs.FileMode(m & 0o777)
-	if m&0o4000 != 0 {
-		fm |= iofs.ModeSetuid
-	}
-	if m&0o2000 != 0 {
-		fm |= iofs.ModeSetgid
-	}
-	if m&0o1000 != 0 {
-		fm |= iofs.ModeSticky
-	}
-	return fm, true, nil
+	return bitsFileMode(uint32(m)), true, nil
 }
 
 func runPut(_ context.Context, opts putOptions, args []string, g *globalOptions) error {

@@ -20,19 +20,21 @@ func newRmCmd(g *globalOptions) *cobra.Command {
 		Short: "Remove a file or a directory from an image",
 		Long: `Remove a file or symbolic link (with -r, a directory and everything in it) from a FAT
 or ext2/3/4 partition of a raw image, in place, through an undo log: an interrupted
-rm is rolled back by the next imgtool command.
+rm is rolled back by the next imgtool command, and a failed rm changes nothing.
 
-Removing directories is supported on FAT only; on ext2/3/4, rm removes files and
-links.`,
+On ext2/3/4, each entry leaves its directory before its blocks and inode are freed;
+a file with other hard links keeps its content under them, and indexed (htree)
+directories are handled.`,
 		Example: `  imgtool rm raspios.img bootfs:/firstrun.sh
   imgtool rm raspios.img rootfs:/etc/ssh/ssh_host_rsa_key
-  imgtool rm -r raspios.img bootfs:/overlays/old`,
+  imgtool rm -r raspios.img bootfs:/overlays/old
+  imgtool rm -r raspios.img rootfs:/var/cache/apt/archives`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runRm(cmd.Context(), opts, args, g)
 		},
 	}
-	cmd.Flags().BoolVarP(&opts.recursive, "recursive", "r", false, "remove a directory and its contents (FAT)")
+	cmd.Flags().BoolVarP(&opts.recursive, "recursive", "r", false, "remove a directory and its contents")
 	cmd.Flags().BoolVar(&opts.json, "json", false, "print a JSON summary")
 	return cmd
 }
@@ -60,22 +62,31 @@ func runRm(_ context.Context, opts rmOptions, args []string, g *globalOptions) e
 		switch {
 		case fi.IsDir() && !opts.recursive:
 			return usagef("%s is a directory: use -r to remove it and its contents", args[1])
-		case fi.IsDir() && f.fat == nil:
-			return fmt.Errorf("%s is a directory on ext2/3/4: imgtool removes files and links there, not directories; remove the files inside one by one", args[1])
 		case fi.IsDir():
-			n := 0
-			_ = iofs.WalkDir(f.fsys, name, func(_ string, d iofs.DirEntry, err error) error {
-				if err == nil {
-					if d.IsDir() {
-						sum.Dirs++
-					} else {
-						n++
+			err := iofs.WalkDir(f.fsys, name, func(p string, d iofs.DirEntry, err error) error {
+				if err != nil {
+					return err
+				}
+				switch {
+				case d.IsDir():
+					sum.Dirs++
+				case d.Type()&iofs.ModeSymlink != 0:
+					sum.Symlinks++
+				default:
+					sum.Files++
+					if fi, err := d.Info(); err == nil && d.Type().IsRegular() {
+						sum.Bytes += fi.Size()
 					}
 				}
 				return nil
 			})
-			sum.Files = n
-			return editError(args[1], f.fat.RemoveAll(name))
+			if err != nil {
+				return fmt.Errorf("%s: reading the tree to remove: %w; nothing was changed", args[1], err)
+			}
+			if f.fat != nil {
+				return editError(args[1], f.fat.RemoveAll(name))
+			}
+			return editError(args[1], f.ext4.RemoveAll(name))
 		default:
 			if fi.Mode()&iofs.ModeSymlink != 0 {
 				sum.Symlinks = 1

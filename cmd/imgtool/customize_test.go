@@ -27,14 +27,8 @@ func customImage(t *testing.T, markers ...string) string {
 	testimg.NeedTools(t, "sfdisk", "mkfs.vfat", "mkfs.ext4", "mcopy", "mtype", "fsck.vfat", "e2fsck", "debugfs")
 	dir := t.TempDir()
 	boot, root := filepath.Join(dir, "boot"), filepath.Join(dir, "root")
-	write := func(p, s string, mode os.FileMode) {
-		t.Helper()
-		must(t, os.MkdirAll(filepath.Dir(p), 0o755))
-		must(t, os.WriteFile(p, []byte(s), mode))
-		must(t, os.Chmod(p, mode))
-	}
-	write(filepath.Join(boot, "config.txt"), "dtparam=audio=on\n", 0o644)
-	write(filepath.Join(boot, "cmdline.txt"), "console=tty1 root=PARTUUID=1234abcd-02 rootwait quiet\n", 0o644)
+	writeTestFile(t, filepath.Join(boot, "config.txt"), "dtparam=audio=on\n", 0o644)
+	writeTestFile(t, filepath.Join(boot, "cmdline.txt"), "console=tty1 root=PARTUUID=1234abcd-02 rootwait quiet\n", 0o644)
 	for name, s := range map[string]string{
 		"etc/passwd":                        "root:x:0:0:root:/root:/bin/bash\npi:x:1000:1000:,,,:/home/pi:/bin/bash\n",
 		"etc/group":                         "root:x:0:\nadm:x:4:pi\nshadow:x:42:\nsudo:x:27:pi\npi:x:1000:\n",
@@ -52,18 +46,18 @@ func customImage(t *testing.T, markers ...string) string {
 		"var/lib/dhcp/dhclient.eth0.leases": "lease {}\n",
 		"bin/bash":                          "#!/bin/sh\n",
 	} {
-		write(filepath.Join(root, name), s, 0o644)
+		writeTestFile(t, filepath.Join(root, name), s, 0o644)
 	}
-	write(filepath.Join(root, "etc/shadow"), "root:*:19000:0:99999:7:::\npi:!:19000:0:99999:7:::\n", 0o640)
+	writeTestFile(t, filepath.Join(root, "etc/shadow"), "root:*:19000:0:99999:7:::\npi:!:19000:0:99999:7:::\n", 0o640)
 	must(t, os.MkdirAll(filepath.Join(root, "boot", "firmware"), 0o755))
 	for _, m := range markers {
 		switch name, val, ok := strings.Cut(m, "="); {
 		case strings.HasSuffix(m, "/"):
 			must(t, os.MkdirAll(filepath.Join(root, m), 0o755))
 		case ok:
-			write(filepath.Join(root, name), val, 0o644)
+			writeTestFile(t, filepath.Join(root, name), val, 0o644)
 		default:
-			write(filepath.Join(root, m), "#!/bin/sh\n", 0o755)
+			writeTestFile(t, filepath.Join(root, m), "#!/bin/sh\n", 0o755)
 		}
 	}
 	return testimg.PiImage(t, dir, testimg.PiOptions{BootFiles: boot, RootFiles: root})
@@ -171,6 +165,12 @@ func TestCustomizeFirstrun(t *testing.T) {
 	if got := mtypeFile(t, img, "cmdline.txt"); got != want {
 		t.Errorf("cmdline.txt %q, want %q", got, want)
 	}
+	rep := inspectJSON(t, img)
+	fb := rep.FirstBoot
+	if fb == nil || len(fb.Sources) != 1 || fb.Sources[0].Mechanism != "firstrun.sh" || fb.Hostname != "kiosk" || !fb.SSH ||
+		fb.WifiSSID != "HomeNet" || !fb.WifiPSKSet || fb.WifiCountry != "GB" || fb.Timezone != "Europe/London" || fb.Keymap != "gb" || len(fb.Warnings) != 0 {
+		t.Errorf("inspect first_boot %+v", fb)
+	}
 	// Once more: config.txt and cmdline.txt do not grow.
 	_, stderr, code := imgtool(t, "customize", img, "--hostname", "kiosk", "--boot-config", "dtoverlay=disable-bt")
 	if code != 0 {
@@ -195,7 +195,11 @@ func TestCustomizeCloudInit(t *testing.T) {
 		{"ubuntu", []string{"etc/cloud/", "etc/os-release=ID=ubuntu\n"}, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
+			testimg.NeedTools(t, "cloud-init")
 			img := customImage(t, c.markers...)
+			if rep := inspectJSON(t, img); rep.FirstBoot != nil {
+				t.Errorf("a fresh image has first boot %+v", rep.FirstBoot)
+			}
 			hash := customize.SHA512Crypt("pw for test", "abcdefgh", 0)
 			plan := dryRunThenApply(t, img, "", "--hostname", "node1", "--user", "ops", "--password-hash", hash,
 				"--ssh-key", "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAItest ops@host", "--wifi-ssid", "Lab", "--wifi-password", "labpassword")
@@ -209,9 +213,26 @@ func TestCustomizeCloudInit(t *testing.T) {
 					t.Errorf("user-data lacks %q:\n%s", s, ud)
 				}
 			}
+			// cloud-init itself accepts the user-data written to the image.
+			udFile := filepath.Join(t.TempDir(), "user-data")
+			must(t, os.WriteFile(udFile, []byte(ud), 0o644))
+			if out := testimg.Run(t, "cloud-init", "schema", "--config-file", udFile); !strings.Contains(out, "Valid cloud-config") {
+				t.Errorf("cloud-init schema: %s", out)
+			}
 			psk, _ := customize.WPAPSK("labpassword", "Lab")
 			if nc := mtypeFile(t, img, "network-config"); !strings.Contains(nc, "        \"Lab\":\n          password: \""+psk+"\"\n") {
 				t.Errorf("network-config:\n%s", nc)
+			}
+			// inspect shows what is armed.
+			rep := inspectJSON(t, img)
+			fb := rep.FirstBoot
+			if fb == nil || len(fb.Sources) != 1 || fb.Sources[0].Mechanism != "cloud-init" || fb.Hostname != "node1" || fb.User != "ops" ||
+				!fb.PasswordSet || fb.SSHKeys != 1 || !fb.SSH || fb.WifiSSID != "Lab" || !fb.WifiPSKSet {
+				t.Errorf("inspect first_boot %+v", fb)
+			}
+			text, _, _ := imgtool(t, "inspect", img)
+			if !strings.Contains(text, "First boot (armed):") || strings.Contains(text, hash) || strings.Contains(text, psk) {
+				t.Errorf("inspect text:\n%s", text)
 			}
 			if md := mtypeFile(t, img, "meta-data"); !strings.HasPrefix(md, "instance-id: imgtool-") {
 				t.Errorf("meta-data %q", md)

@@ -29,8 +29,9 @@ type editSession struct {
 // state and an editor.
 type editFS struct {
 	*target
-	ed  customize.Editor
-	fat *fat.Writer // nil for ext2/3/4
+	ed   customize.Editor
+	fat  *fat.Writer  // nil for ext2/3/4
+	ext4 *ext4.Writer // nil for FAT
 }
 
 // beginEdit opens the raw image at path for changes.
@@ -117,7 +118,7 @@ func (s *editSession) openTarget(t *target) (*editFS, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: partition %d: %w (run e2fsck on it first)", s.path, t.part.Number, err)
 		}
-		f.ed = &customize.Ext4Editor{W: w}
+		f.ed, f.ext4 = &customize.Ext4Editor{W: w}, w
 	default:
 		return nil, fmt.Errorf("%s: partition %d holds %s; imgtool changes FAT and ext2/3/4 filesystems only", s.path, t.part.Number, t.info.Type)
 	}

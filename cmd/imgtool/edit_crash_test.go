@@ -47,33 +47,39 @@ func TestEditKilled(t *testing.T) {
 		{"put", img, src, "1:/big.bin"},
 	} {
 		testimg.Run(t, "cp", "--sparse=always", pristine, img)
-		enc, _ := json.Marshal(args)
-		done := false
-		for _, n := range []int{1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 144, 233, 377, 610, 987} {
-			cmd := exec.Command(os.Args[0], "-test.run=^TestEditCrashHelper$")
-			cmd.Env = append(os.Environ(), editHelperEnv+"="+string(enc), undo.CrashEnv+"="+strconv.Itoa(n))
-			out, _ := cmd.CombinedOutput()
-			code := cmd.ProcessState.ExitCode()
-			if code == 0 {
-				done = true
-				break
-			}
-			if code != 3 {
-				t.Fatalf("%v killed after change %d: exit %d: %s", args[:3], n, code, out)
-			}
-			if !undo.Exists(img) {
-				t.Fatalf("%v killed after change %d: no undo file", args[:3], n)
-			}
-			if _, stderr, code := imgtool(t, "ls", img, "2:/"); code != 0 {
-				t.Fatalf("ls after a kill: %s", stderr)
-			}
-			if fileSHA256(t, img) != orig || undo.Exists(img) {
-				t.Fatalf("%v killed after change %d: image not restored", args[:3], n)
-			}
-		}
-		if !done {
-			t.Fatalf("%v never finished", args[:3])
-		}
+		killEachChange(t, img, orig, args, args[:3])
 		fsckAll(t, img)
 	}
+}
+
+// killEachChange runs imgtool with args in a child process killed after
+// its 1st, 2nd, 3rd, 5th … change to img, until a run finishes, and
+// checks after each kill that an undo file is left and that the next
+// imgtool command restores img to the hash orig. what names the command
+// in messages.
+func killEachChange(t *testing.T, img, orig string, args, what []string) {
+	t.Helper()
+	enc, _ := json.Marshal(args)
+	for _, n := range []int{1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 144, 233, 377, 610, 987} {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestEditCrashHelper$")
+		cmd.Env = append(os.Environ(), editHelperEnv+"="+string(enc), undo.CrashEnv+"="+strconv.Itoa(n))
+		out, _ := cmd.CombinedOutput()
+		code := cmd.ProcessState.ExitCode()
+		if code == 0 {
+			return
+		}
+		if code != 3 {
+			t.Fatalf("%v killed after change %d: exit %d: %s", what, n, code, out)
+		}
+		if !undo.Exists(img) {
+			t.Fatalf("%v killed after change %d: no undo file", what, n)
+		}
+		if _, stderr, code := imgtool(t, "ls", img, "2:/"); code != 0 {
+			t.Fatalf("ls after a kill: %s", stderr)
+		}
+		if fileSHA256(t, img) != orig || undo.Exists(img) {
+			t.Fatalf("%v killed after change %d: image not restored", what, n)
+		}
+	}
+	t.Fatalf("%v never finished", what)
 }

@@ -195,6 +195,9 @@ func TestInspectPiMBR(t *testing.T) {
 			t.Errorf("partition %d: want exact usage from the allocation map, got %+v", p.Number, p.Filesystem)
 		}
 	}
+	if rep.FirstBoot != nil {
+		t.Errorf("nothing is armed on a fresh image: %+v", rep.FirstBoot)
+	}
 	// Counters from the headers agree on a clean image.
 	rc := inspectJSON(t, img, "--counters")
 	checkFilesystems(t, rc, img)
@@ -391,5 +394,58 @@ func TestInspectCorruptPrimaryGPT(t *testing.T) {
 		if a.Start != b.Start || a.Size != b.Size || a.UUID != b.UUID || a.Name != b.Name {
 			t.Errorf("partition %d: %+v, before %+v", b.Number, a, b)
 		}
+	}
+}
+
+// TestInspectFirstBoot checks the "First boot" section on an image whose
+// boot partition holds files in the shapes Raspberry Pi Imager writes.
+func TestInspectFirstBoot(t *testing.T) {
+	dir := t.TempDir()
+	boot := filepath.Join(dir, "boot")
+	must(t, os.MkdirAll(boot, 0o755))
+	for name, text := range map[string]string{
+		"cmdline.txt": "console=tty1 root=PARTUUID=1234abcd-02 rootwait quiet systemd.run=/boot/firstrun.sh systemd.run_success_action=reboot systemd.unit=kernel-command-line.target cfg80211.ieee80211_regdom=NL\n",
+		"firstrun.sh": "#!/bin/sh\nset +e\nif [ -f /usr/lib/raspberrypi-sys-mods/imager_custom ]; then\n" +
+			"   /usr/lib/raspberrypi-sys-mods/imager_custom set_hostname lab-pi\n" +
+			"   /usr/lib/raspberrypi-sys-mods/imager_custom enable_ssh -k 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKey lab@host'\nfi\n" +
+			"if [ -f /usr/lib/userconf-pi/userconf ]; then\n   /usr/lib/userconf-pi/userconf 'lab' '$6$salt$SECRETHASH'\nfi\n" +
+			"/usr/lib/raspberrypi-sys-mods/imager_custom set_wlan 'Lab Net' 'SECRETPSK' 'NL'\n" +
+			"/usr/lib/raspberrypi-sys-mods/imager_custom set_timezone 'Europe/Amsterdam'\n" +
+			"rm -f /boot/firstrun.sh\nsed -i 's| systemd.run.*||g' /boot/cmdline.txt\nexit 0\n",
+		"ssh": "",
+	} {
+		must(t, os.WriteFile(filepath.Join(boot, name), []byte(text), 0o644))
+	}
+	img := testimg.PiImage(t, dir, testimg.PiOptions{BootFiles: boot})
+	out, stderr, code := imgtool(t, "inspect", img)
+	if code != 0 {
+		t.Fatal(stderr)
+	}
+	for _, want := range []string{
+		"First boot (armed):\n",
+		"  firstrun.sh  boot:/firstrun.sh — systemd.run=/boot/firstrun.sh in cmdline.txt\n",
+		"  ssh          boot:/ssh — enables the SSH server on boot",
+		"  host name    lab-pi\n",
+		"  user         lab (password set)\n",
+		"  SSH          enabled, 1 authorized key, password login disabled\n",
+		"  Wi-Fi        \"Lab Net\" (key set), country NL\n",
+		"  time zone    Europe/Amsterdam\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("inspect output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "SECRET") {
+		t.Errorf("inspect shows a secret:\n%s", out)
+	}
+	rep := inspectJSON(t, img)
+	fb := rep.FirstBoot
+	if fb == nil || len(fb.Sources) != 2 || fb.Hostname != "lab-pi" || fb.User != "lab" || !fb.PasswordSet || fb.SSHKeys != 1 ||
+		fb.SSHPasswordAuth != "disabled" || fb.WifiSSID != "Lab Net" || fb.WifiCountry != "NL" || fb.Timezone != "Europe/Amsterdam" {
+		t.Errorf("first_boot %+v", fb)
+	}
+	js, _, _ := imgtool(t, "inspect", "--json", img)
+	if strings.Contains(js, "SECRET") || !strings.Contains(js, `"first_boot": {`) {
+		t.Errorf("inspect --json:\n%s", js)
 	}
 }

@@ -86,6 +86,7 @@ filesystems without root, loop devices or mounting.` + "\n" + exitStatusHelp,
 		newShrinkCmd(g),
 		newConvertCmd(g), newChecksumCmd(g),
 		newPutCmd(g), newRmCmd(g), newMkdirCmd(g), newLnCmd(g),
+		newChmodCmd(g), newChownCmd(g), newEditCmd(g),
 		newCustomizeCmd(g),
 	)
 	for _, c := range root.Commands() {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -12,22 +11,13 @@ import (
 	"imgtool/internal/testimg"
 )
 
-func fileSHA(t *testing.T, p string) [32]byte {
-	t.Helper()
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return sha256.Sum256(b)
-}
-
 func TestShrinkCLI(t *testing.T) {
 	testimg.NeedTools(t, "sfdisk", "mkfs.ext4", "mkfs.vfat", "mcopy")
 	dir := t.TempDir()
 	boot := t.TempDir()
 	os.WriteFile(filepath.Join(boot, "cmdline.txt"), []byte("console=tty1 root=PARTUUID=1234abcd-02 rootwait\n"), 0o644)
 	img := testimg.PiImage(t, dir, testimg.PiOptions{Size: 256 * testimg.MiB, BootFiles: boot})
-	h := fileSHA(t, img)
+	h := testimg.FileSum(t, img)
 
 	var plan struct {
 		Size    int64 `json:"size"`
@@ -37,7 +27,7 @@ func TestShrinkCLI(t *testing.T) {
 	if plan.Size != 256*testimg.MiB || plan.NewSize >= plan.Size {
 		t.Errorf("plan %+v", plan)
 	}
-	if fileSHA(t, img) != h {
+	if testimg.FileSum(t, img) != h {
 		t.Fatal("--dry-run changed the image")
 	}
 	out, errOut, code := imgtool(t, "shrink", "--dry-run", img)
@@ -59,7 +49,7 @@ func TestShrinkCLI(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &res); err != nil {
 		t.Fatal(err)
 	}
-	if fileSHA(t, img) != h {
+	if testimg.FileSum(t, img) != h {
 		t.Fatal("shrink with OUTPUT changed the input")
 	}
 	fi, err := os.Stat(small)

@@ -2,6 +2,7 @@ package ext4
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	iofs "io/fs"
 	"path/filepath"
@@ -50,6 +51,13 @@ func exercise(data []byte, readLimit int64, opts ...Option) (opened bool, files 
 			if fl, err := f.Open(p); err == nil {
 				n, _ := io.Copy(io.Discard, io.LimitReader(fl.(io.Reader), budget))
 				budget -= n
+				runs := 0
+				fl.(*File).Place(0, 1<<62, func(int64, int64) error {
+					if runs++; runs > 10000 {
+						return errors.New("enough")
+					}
+					return nil
+				})
 				fl.Close()
 			}
 		}

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"imgtool/fs/meta"
 )
 
 // content reads the data of an inode: through its extents or block map, or
@@ -111,4 +113,41 @@ func (f *FS) isFastSymlink(in *inode) bool {
 		ea = int64(f.clusterRatio) * f.blockSize / 512
 	}
 	return f.blocks512(in)-ea <= 0
+}
+
+// place calls fn for each run of [off, off+n): a byte offset in f.r, or -1
+// for zeros. It checks each run against the filesystem's size, as readAt
+// does.
+func (c *content) place(off, n int64, fn func(dev, length int64) error) error {
+	if c.inline != nil || c.m == nil {
+		return meta.ErrNotPlaced
+	}
+	if off < 0 || n < 0 {
+		return errors.New("ext4: negative offset or length")
+	}
+	end := min(off+n, c.size)
+	bs := c.f.blockSize
+	for pos := off; pos < end; {
+		r, err := c.m.lookup(uint64(pos / bs))
+		if err != nil {
+			return err
+		}
+		within := pos % bs
+		length := min(end-pos, int64(r.n)*bs-within)
+		if length <= 0 {
+			return fmt.Errorf("ext4: inode %d: empty run at byte %d", c.in.ino, pos)
+		}
+		dev := int64(-1)
+		if !r.zero {
+			dev = int64(r.pblk)*bs + within
+			if dev < 0 || dev+length > c.f.size {
+				return &FormatError{Block: int64(r.pblk), Off: dev, What: fmt.Sprintf("inode %d", c.in.ino), Msg: "data run beyond the end of the filesystem"}
+			}
+		}
+		if err := fn(dev, length); err != nil {
+			return err
+		}
+		pos += length
+	}
+	return nil
 }

@@ -22,13 +22,22 @@
 // blocks, directory leaf blocks with a checksum tail, xattr blocks, block
 // bitmaps) and gdt_csum (group descriptors) verification, each mismatch an
 // error wrapping ErrChecksum that names the block, unless WithoutVerify is
-// given. A journal that needs recovery is reported by Warnings; the journal
-// is not replayed, so the most recent changes may be missing.
+// given. A journal that needs recovery is reported by Warnings; New does not
+// replay it (Replay does, through a ReadWriterAt such as an in-memory
+// overlay), so without a replay the most recent changes may be missing.
+// An open File also reports where its content lies (Place), so that a
+// caller holding the image file can copy it inside the kernel.
 //
 // Refused with ErrUnsupported, naming the feature: compression, encrypt,
 // casefold, dirdata, journal_dev and unknown incompatible features; also
 // encrypted or casefolded directories. htree checksums (dx tails) and inode
-// bitmap checksums are not verified. The package does not write.
+// bitmap checksums are not verified.
+//
+// Writing: Shrink moves blocks and inodes to shrink a filesystem in place;
+// OpenWriter returns a Writer that creates, replaces and removes files,
+// directories, symbolic links and hard links and changes modes, owners and
+// times, keeping bitmaps, counters and checksums right (the caller makes
+// its writes atomic, e.g. through an undo log).
 //
 // The on-disk format is described in the Linux kernel's
 // Documentation/filesystems/ext4 and in e2fsprogs' lib/ext2fs/ext2_fs.h;

@@ -2,6 +2,7 @@ package ext4
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	iofs "io/fs"
@@ -177,10 +178,11 @@ func mkfs(t testing.TB, src string, size int64, args ...string) string {
 	return img
 }
 
-// openImage opens an image file with New.
-func openImage(t testing.TB, img string, opts ...Option) *FS {
+// openFile opens an image file with flag and returns it and its size;
+// the file closes with the test.
+func openFile(t testing.TB, img string, flag int) (*os.File, int64) {
 	t.Helper()
-	fh, err := os.Open(img)
+	fh, err := os.OpenFile(img, flag, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,11 +191,28 @@ func openImage(t testing.TB, img string, opts ...Option) *FS {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := New(fh, st.Size(), opts...)
+	return fh, st.Size()
+}
+
+// openImage opens an image file with New.
+func openImage(t testing.TB, img string, opts ...Option) *FS {
+	t.Helper()
+	fh, size := openFile(t, img, os.O_RDONLY)
+	f, err := New(fh, size, opts...)
 	if err != nil {
 		t.Fatalf("New(%s): %v", filepath.Base(img), err)
 	}
 	return f
+}
+
+// openWriter opens an image file with OpenWriter.
+func openWriter(t testing.TB, img string) *Writer {
+	t.Helper()
+	w, err := OpenWriter(openFile(t, img, os.O_RDWR))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
 }
 
 // compareTree checks that every file of the source (or mounted) tree src
@@ -340,6 +359,7 @@ func compareFile(t *testing.T, fsys *FS, rel, p string, want iofs.FileInfo) {
 		t.Fatal(err)
 	}
 	defer w.Close()
+	comparePlaced(t, fsys, f.(*File), rel, p)
 	a := make([]byte, min(1<<20+17, want.Size()+1))
 	b := make([]byte, len(a))
 	var off int64
@@ -360,5 +380,42 @@ func compareFile(t *testing.T, fsys *FS, rel, p string, want iofs.FileInfo) {
 			}
 			return
 		}
+	}
+}
+
+// comparePlaced rebuilds a file from the runs that Place reports, read from
+// the filesystem's device, and compares it with the source file.
+func comparePlaced(t *testing.T, fsys *FS, fl *File, rel, p string) {
+	t.Helper()
+	want, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev, size := fl.Device()
+	r := dev.(io.ReaderAt)
+	var got []byte
+	err = fl.Place(0, fl.Size(), func(off, n int64) error {
+		if off < 0 {
+			got = append(got, make([]byte, n)...)
+			return nil
+		}
+		if off+n > size {
+			return fmt.Errorf("run [%d, +%d) beyond the device's %d bytes", off, n, size)
+		}
+		b := make([]byte, n)
+		if _, err := r.ReadAt(b, off); err != nil {
+			return err
+		}
+		got = append(got, b...)
+		return nil
+	})
+	if errors.Is(err, meta.ErrNotPlaced) {
+		if !fl.info.in.hasFlag(InodeInlineDataFl) {
+			t.Errorf("%s: Place: %v, but the file has no inline data", rel, err)
+		}
+		return
+	}
+	if err != nil || !bytes.Equal(got, want) {
+		t.Errorf("%s: content from Place (%d bytes, %v) differs from the source (%d bytes)", rel, len(got), err, len(want))
 	}
 }

@@ -355,24 +355,35 @@ func (f *FS) inodeLoc(ino uint32) (int64, bool, error) {
 	return off, uninit, nil
 }
 
+// inodeBlock holds the last inode-table block read for one directory
+// listing: the inodes of a directory's entries usually lie side by side,
+// so a listing reads each table block once instead of each inode.
+type inodeBlock struct {
+	mu  sync.Mutex
+	off int64 // of buf in the filesystem; -1 when empty
+	buf []byte
+}
+
 // readInode reads and checks inode ino.
-func (f *FS) readInode(ino uint32) (*inode, error) {
+func (f *FS) readInode(ino uint32) (*inode, error) { return f.readInodeVia(ino, nil) }
+
+// readInodeVia reads and checks inode ino, through ib when not nil.
+func (f *FS) readInodeVia(ino uint32, ib *inodeBlock) (*inode, error) {
 	off, uninit, err := f.inodeLoc(ino)
 	if err != nil {
 		return nil, err
 	}
-	what := fmt.Sprintf("inode %d", ino)
 	in := &inode{ino: ino, raw: make([]byte, f.inodeSize)}
 	if !uninit {
-		if err := f.readAt(in.raw, off); err != nil {
-			return nil, fmt.Errorf("ext4: %s: %w", what, err)
+		if err := f.readInodeBytes(in.raw, off, ib); err != nil {
+			return nil, fmt.Errorf("ext4: inode %d: %w", ino, err)
 		}
 	}
 	blk := off / f.blockSize
 	if f.inodeSize > GoodOldInodeSize {
 		x := int(binary.LittleEndian.Uint16(in.raw[0x80:]))
 		if x&3 != 0 || GoodOldInodeSize+int64(x) > f.inodeSize {
-			return nil, corruptf(blk, what, "extra inode size %d out of range", x)
+			return nil, corruptf(blk, fmt.Sprintf("inode %d", ino), "extra inode size %d out of range", x)
 		}
 		in.extra = x
 	}
@@ -381,13 +392,36 @@ func (f *FS) readInode(ino uint32) (*inode, error) {
 	in.Inode = decodeInode(buf[:])
 	if f.verify && f.metaCsum && !uninit {
 		if err := f.verifyInode(in); err != nil {
-			return nil, csumError(blk, what)
+			return nil, csumError(blk, fmt.Sprintf("inode %d", ino))
 		}
 	}
 	if in.Mode == 0 && in.LinksCount == 0 {
-		return nil, corruptf(blk, what, "inode is not in use")
+		return nil, corruptf(blk, fmt.Sprintf("inode %d", ino), "inode is not in use")
 	}
 	return in, nil
+}
+
+// readInodeBytes reads the inode at off into p: through ib's block when
+// given (reading the whole block on a miss), else directly.
+func (f *FS) readInodeBytes(p []byte, off int64, ib *inodeBlock) error {
+	if ib == nil || f.blockSize%int64(len(p)) != 0 {
+		return f.readAt(p, off)
+	}
+	bo := off - off%f.blockSize
+	ib.mu.Lock()
+	defer ib.mu.Unlock()
+	if ib.off != bo {
+		if ib.buf == nil {
+			ib.buf = make([]byte, f.blockSize)
+		}
+		ib.off = -1
+		if err := f.readAt(ib.buf, bo); err != nil {
+			return f.readAt(p, off) // a block cut short by a damaged image: read the inode alone
+		}
+		ib.off = bo
+	}
+	copy(p, ib.buf[off-bo:])
+	return nil
 }
 
 func (f *FS) inodeSeed(in *inode) uint32 {

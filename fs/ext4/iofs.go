@@ -261,8 +261,9 @@ func (f *FS) ReadDir(name string) ([]iofs.DirEntry, error) {
 		return nil, pathErr("readdir", name, err)
 	}
 	out := make([]iofs.DirEntry, len(ents))
+	ib := &inodeBlock{off: -1}
 	for i, e := range ents {
-		out[i] = &dirEntry{f: f, d: e}
+		out[i] = &dirEntry{f: f, d: e, ib: ib}
 	}
 	slices.SortFunc(out, func(a, b iofs.DirEntry) int { return strings.Compare(a.Name(), b.Name()) })
 	return out, nil
@@ -270,8 +271,9 @@ func (f *FS) ReadDir(name string) ([]iofs.DirEntry, error) {
 
 // dirEntry is an fs.DirEntry; Info reads the inode.
 type dirEntry struct {
-	f *FS
-	d dirent
+	f  *FS
+	d  dirent
+	ib *inodeBlock // shared by the entries of one listing
 }
 
 func (e *dirEntry) Name() string { return e.d.name }
@@ -294,7 +296,7 @@ func (e *dirEntry) Type() iofs.FileMode {
 	case FtSymlink:
 		return iofs.ModeSymlink
 	}
-	in, err := e.f.readInode(e.d.ino)
+	in, err := e.f.readInodeVia(e.d.ino, e.ib)
 	if err != nil {
 		return iofs.ModeIrregular
 	}
@@ -302,7 +304,7 @@ func (e *dirEntry) Type() iofs.FileMode {
 }
 
 func (e *dirEntry) Info() (iofs.FileInfo, error) {
-	in, err := e.f.readInode(e.d.ino)
+	in, err := e.f.readInodeVia(e.d.ino, e.ib)
 	if err != nil {
 		return nil, err
 	}
@@ -394,6 +396,19 @@ func (fl *File) Seek(offset int64, whence int) (int64, error) {
 // Size returns the file size in bytes.
 func (fl *File) Size() int64 { return fl.c.size }
 
+var _ meta.PlacedFile = (*File)(nil)
+
+// Device returns the reader the filesystem was opened on (and its size):
+// the one the offsets of Place refer to.
+func (fl *File) Device() (any, int64) { return fl.c.f.r, fl.c.f.size }
+
+// Place calls fn for each run of the content in [off, off+n): its byte
+// offset in Device, or -1 for a hole. Inline data fails with
+// meta.ErrNotPlaced.
+func (fl *File) Place(off, n int64, fn func(dev, length int64) error) error {
+	return fl.c.place(off, n, fn)
+}
+
 // Close releases the file.
 func (fl *File) Close() error { return nil }
 
@@ -430,8 +445,9 @@ func (d *dirFile) ReadDir(n int) ([]iofs.DirEntry, error) {
 	}
 	d.pos += len(rest)
 	out := make([]iofs.DirEntry, len(rest))
+	ib := &inodeBlock{off: -1}
 	for i, e := range rest {
-		out[i] = &dirEntry{f: d.f, d: e}
+		out[i] = &dirEntry{f: d.f, d: e, ib: ib}
 	}
 	return out, nil
 }

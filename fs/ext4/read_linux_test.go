@@ -1,25 +1,12 @@
 package ext4
 
 import (
-	"os/exec"
 	"path/filepath"
 	"testing"
 
 	"imgtool/fs/meta"
 	"imgtool/internal/testimg"
 )
-
-// e2fsckOptimize runs e2fsck -fyD, which rebuilds large directories as
-// htrees; exit status 1 means it changed the filesystem, as intended.
-func e2fsckOptimize(t *testing.T, img string) {
-	t.Helper()
-	testimg.NeedTools(t, "e2fsck")
-	p, _ := testimg.LookPath("e2fsck")
-	out, err := exec.Command(p, "-fyD", img).CombinedOutput()
-	if ee, ok := err.(*exec.ExitError); err != nil && (!ok || ee.ExitCode() > 1) {
-		t.Fatalf("e2fsck -fyD: %v\n%s", err, out)
-	}
-}
 
 // variants are the mkfs configurations every fixture test runs against.
 var variants = []struct {
@@ -51,7 +38,7 @@ func TestVariants(t *testing.T) {
 			img := mkfs(t, src, v.size, v.args...)
 			if v.tree.manyFiles >= 1000 {
 				// mkfs -d writes linear directories; e2fsck -D indexes them.
-				e2fsckOptimize(t, img)
+				testimg.E2fsckOptimize(t, img)
 			}
 			fsys := openImage(t, img)
 			compareTree(t, fsys, src, false)

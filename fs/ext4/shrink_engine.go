@@ -729,11 +729,7 @@ func (s *shrinker) moveXattr(acl uint64, what string) (uint64, error) {
 		return 0, err
 	}
 	if s.f.metaCsum {
-		c := crc32c(s.f.seed, sle.AppendUint64(nil, dst))
-		c = crc32c(c, b[:0x10])
-		c = crc32c(c, []byte{0, 0, 0, 0})
-		c = crc32c(c, b[0x14:])
-		sle.PutUint32(b[0x10:], c)
+		sle.PutUint32(b[0x10:], xattrBlockCsum(s.f.seed, dst, b))
 	}
 	return dst, s.writeAt(b, dst)
 }

@@ -15,8 +15,15 @@ const (
 	maxPathDepth = 64       // path elements resolved by the Writer
 )
 
-// ErrExist is returned by Mkdir when the path exists.
-var ErrExist = errors.New("ext4: file exists")
+// Errors of the Writer, matched with errors.Is.
+var (
+	// ErrExist is returned by Mkdir when the path exists.
+	ErrExist = errors.New("ext4: file exists")
+	// ErrIsDir is returned by Remove for a directory.
+	ErrIsDir = errors.New("ext4: is a directory")
+	// ErrNotEmpty is returned by Rmdir for a directory that holds entries.
+	ErrNotEmpty = errors.New("ext4: directory not empty")
+)
 
 // Writer creates, replaces and removes small files, directories and
 // symbolic links in an ext2/3/4 filesystem, with the same allocator and
@@ -165,14 +172,7 @@ func (w *Writer) resolve(p string) (*inode, string, error) {
 		return nil, "", err
 	}
 	for _, e := range elems[:len(elems)-1] {
-		ino, _, err := w.lookup(dir, e)
-		if err != nil {
-			return nil, "", err
-		}
-		if ino == 0 {
-			return nil, "", fmt.Errorf("ext4: %s: %w", p, iofs.ErrNotExist)
-		}
-		if dir, err = w.readInode(ino); err != nil {
+		if dir, err = w.lookupInode(dir, p, e); err != nil {
 			return nil, "", err
 		}
 		if !dir.isDir() {
@@ -535,9 +535,9 @@ func (w *Writer) create(name string, mode uint16, data []byte, uid, gid uint32) 
 			sle.PutUint16(raw[0x78:], uint16(uid>>16))
 			sle.PutUint16(raw[0x18:], uint16(gid))
 			sle.PutUint16(raw[0x7A:], uint16(gid>>16))
-			now := uint32(w.now().Unix())
-			sle.PutUint32(raw[0xC:], now)
-			sle.PutUint32(raw[0x10:], now)
+			now := w.now()
+			putTime(in, 0xC, 0x84, now)
+			putTime(in, 0x10, 0x88, now)
 			if err := w.fill(in, mode, data); err != nil {
 				return err
 			}
@@ -713,33 +713,94 @@ func (w *Writer) unindex(dir *inode) error {
 }
 
 // Remove deletes a file or symbolic link: the directory entry first, then
-// (when no other link is left) its blocks, xattr block and inode.
+// (when no other link is left) its blocks, xattr block and inode. It
+// refuses directories with an error wrapping ErrIsDir; use Rmdir or
+// RemoveAll for those.
 func (w *Writer) Remove(name string) error {
-	s := w.s
-	parent, base, err := w.resolve(name)
+	parent, base, in, err := w.child(name)
 	if err != nil {
 		return err
 	}
-	var ino uint32
-	err = w.dirBlocks(parent, func(l, _ uint64, b []byte) (bool, bool, error) {
-		if parent.hasFlag(InodeIndexFl) && (l == 0 || w.isDxNode(b)) {
+	if in.isDir() {
+		return fmt.Errorf("ext4: %s: %w; Remove deletes files and links (use Rmdir or RemoveAll)", name, ErrIsDir)
+	}
+	return w.removeFile(parent, base, in)
+}
+
+// child finds name, which is to be removed: the directory holding it,
+// its last element and its inode.
+func (w *Writer) child(name string) (parent *inode, base string, in *inode, err error) {
+	parent, base, err = w.resolve(name)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	if base == "." || base == ".." {
+		return nil, "", nil, fmt.Errorf("ext4: %s: cannot remove %q entries", name, base)
+	}
+	if in, err = w.lookupInode(parent, name, base); err != nil {
+		return nil, "", nil, err
+	}
+	return parent, base, in, nil
+}
+
+// lookupInode reads the inode of entry base of directory dir; name, the
+// path being resolved, is what a missing entry's error names.
+func (w *Writer) lookupInode(dir *inode, name, base string) (*inode, error) {
+	ino, _, err := w.lookup(dir, base)
+	if err != nil {
+		return nil, err
+	}
+	if ino == 0 {
+		return nil, fmt.Errorf("ext4: %s: %w", name, iofs.ErrNotExist)
+	}
+	return w.readInode(ino)
+}
+
+// removeFile unlinks the non-directory in, named base in parent, and
+// frees it when that was its last link.
+func (w *Writer) removeFile(parent *inode, base string, in *inode) error {
+	if err := w.unlink(parent, base, in.ino); err != nil {
+		return err
+	}
+	links := sle.Uint16(in.raw[0x1A:])
+	if links > 1 {
+		sle.PutUint16(in.raw[0x1A:], links-1)
+		putTime(in, 0xC, 0x84, w.now())
+		return w.writeInode(in)
+	}
+	return w.freeInode(in)
+}
+
+// unlink removes the entry base (which must name inode ino) from
+// directory dir, merging its space into the previous entry of its block,
+// and sets the directory's change and modification times. Entries of an
+// indexed directory are removed from their leaf block; the index stays
+// valid, as it only records hash ranges.
+func (w *Writer) unlink(dir *inode, base string, ino uint32) error {
+	s := w.s
+	found := false
+	err := w.dirBlocks(dir, func(l, _ uint64, b []byte) (bool, bool, error) {
+		if dir.hasFlag(InodeIndexFl) && (l == 0 || w.isDxNode(b)) {
 			return false, false, nil
 		}
 		prev := -1
 		for pos := 0; pos+8 <= len(b); {
 			rl := s.f.recLen(sle.Uint16(b[pos+4:]))
-			if rl < 8 || pos+rl > len(b) {
-				return false, true, corruptf(-1, "directory", "bad entry")
+			if rl < 8 || pos+rl > len(b) || 8+int(b[pos+6]) > rl {
+				return false, true, corruptf(-1, fmt.Sprintf("directory inode %d", dir.ino), "bad entry")
 			}
 			e := sle.Uint32(b[pos:])
 			if e != 0 && int(b[pos+6]) == len(base) && string(b[pos+8:pos+8+len(base)]) == base {
-				ino = e
+				if e != ino {
+					return false, true, corruptf(-1, fmt.Sprintf("directory inode %d", dir.ino), "entry %q changed while being removed", base)
+				}
 				if prev >= 0 {
 					sle.PutUint16(b[prev+4:], uint16(s.f.recLen(sle.Uint16(b[prev+4:]))+rl))
 				} else {
 					sle.PutUint32(b[pos:], 0)
 				}
-				w.sealDirBlock(parent, b)
+				w.sealDirBlock(dir, b)
+				found = true
 				return true, true, nil
 			}
 			prev = pos
@@ -750,50 +811,184 @@ func (w *Writer) Remove(name string) error {
 	if err != nil {
 		return err
 	}
-	if ino == 0 {
-		return fmt.Errorf("ext4: %s: %w", name, iofs.ErrNotExist)
+	if !found {
+		return fmt.Errorf("ext4: %s: %w", base, iofs.ErrNotExist)
 	}
+	now := w.now()
+	putTime(dir, 0xC, 0x84, now)
+	putTime(dir, 0x10, 0x88, now)
+	return w.writeInode(dir)
+}
+
+// freeInode releases an unlinked inode: its blocks, its share of an
+// xattr block, and the inode itself (link count 0, deletion time set).
+func (w *Writer) freeInode(in *inode) error {
+	s := w.s
+	if err := w.freeData(in); err != nil {
+		return err
+	}
+	if err := w.dropXattrBlock(in); err != nil {
+		return err
+	}
+	sle.PutUint16(in.raw[0x1A:], 0)
+	sle.PutUint32(in.raw[0x14:], uint32(w.now().Unix()))
+	gi := uint64(in.ino-1) / uint64(s.f.ipg)
+	s.ifinal.clr(uint64(in.ino - 1))
+	w.dirty[gi] = true
+	if in.isDir() {
+		w.dirs[gi]--
+	}
+	return w.writeInode(in)
+}
+
+// dropXattrBlock gives up the inode's reference to its external xattr
+// block, freeing the block when no other inode shares it.
+func (w *Writer) dropXattrBlock(in *inode) error {
+	s := w.s
+	acl := in.fileACL()
+	if acl == 0 || acl >= s.oldBlocks {
+		return nil
+	}
+	b := make([]byte, s.bs)
+	if err := s.f.readBlock(b, acl); err != nil {
+		return err
+	}
+	if rc := sle.Uint32(b[4:]); rc > 1 {
+		sle.PutUint32(b[4:], rc-1)
+		if s.f.metaCsum {
+			sle.PutUint32(b[0x10:], xattrBlockCsum(s.f.seed, acl, b))
+		}
+		return s.writeAt(b, acl)
+	}
+	w.markBlocks(acl, 1, false)
+	return nil
+}
+
+// Rmdir removes the empty directory name: its entry in the parent first,
+// then its blocks, xattr block and inode; the parent loses the link that
+// ".." held. It fails with an error wrapping ErrNotEmpty when the
+// directory holds entries, and ErrNotDir when name is not a directory.
+func (w *Writer) Rmdir(name string) error {
+	parent, base, in, err := w.child(name)
+	if err != nil {
+		return err
+	}
+	if !in.isDir() {
+		return fmt.Errorf("ext4: %s: %w", name, ErrNotDir)
+	}
+	return w.rmdir(parent, name, base, in)
+}
+
+func (w *Writer) rmdir(parent *inode, name, base string, in *inode) error {
+	ents, err := w.entries(in)
+	if err != nil {
+		return err
+	}
+	if len(ents) > 0 {
+		return fmt.Errorf("ext4: %s: %w (%d entries)", name, ErrNotEmpty, len(ents))
+	}
+	if err := w.unlink(parent, base, in.ino); err != nil {
+		return err
+	}
+	// Like the kernel, a parent whose count overflowed (1, with dir_nlink)
+	// keeps it.
+	if l := sle.Uint16(parent.raw[0x1A:]); l > 2 {
+		sle.PutUint16(parent.raw[0x1A:], l-1)
+		if err := w.writeInode(parent); err != nil {
+			return err
+		}
+	}
+	return w.freeInode(in)
+}
+
+// wdirent is a directory entry other than "." and "..".
+type wdirent struct {
+	name string
+	ino  uint32
+}
+
+// entries lists directory in's entries other than "." and "..", all of
+// them, including names the reader hides.
+func (w *Writer) entries(in *inode) ([]wdirent, error) {
+	s := w.s
+	var out []wdirent
+	err := w.dirBlocks(in, func(l, _ uint64, b []byte) (bool, bool, error) {
+		if in.hasFlag(InodeIndexFl) && (l == 0 || w.isDxNode(b)) {
+			return false, false, nil
+		}
+		for pos := 0; pos+8 <= len(b); {
+			rl := s.f.recLen(sle.Uint16(b[pos+4:]))
+			nl := int(b[pos+6])
+			if rl < 8 || pos+rl > len(b) || 8+nl > rl {
+				return false, true, corruptf(-1, fmt.Sprintf("directory inode %d", in.ino), "bad entry")
+			}
+			if ino := sle.Uint32(b[pos:]); ino != 0 && nl > 0 {
+				n := string(b[pos+8 : pos+8+nl])
+				if n != "." && n != ".." {
+					if ino > s.f.inodes {
+						return false, true, corruptf(-1, fmt.Sprintf("directory inode %d", in.ino), "entry %q points at inode %d beyond %d", n, ino, s.f.inodes)
+					}
+					out = append(out, wdirent{n, ino})
+				}
+			}
+			pos += rl
+		}
+		return false, false, nil
+	})
+	return out, err
+}
+
+// maxRemoveDepth bounds the directory depth RemoveAll descends, which
+// also ends the walk in a directory that contains itself.
+const maxRemoveDepth = 256
+
+// RemoveAll removes name and, for a directory, everything below it,
+// depth first, each entry with the ordering of Remove and Rmdir. A name
+// that does not exist is not an error. An error part-way leaves a
+// consistent filesystem with part of the tree removed.
+func (w *Writer) RemoveAll(name string) error {
+	parent, base, in, err := w.child(name)
+	if errors.Is(err, iofs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return w.removeTree(parent.ino, name, base, in.ino, 0)
+}
+
+// removeTree removes inode ino, named base in directory parentIno (name
+// is its path, for messages), and what it holds.
+func (w *Writer) removeTree(parentIno uint32, name, base string, ino uint32, depth int) error {
 	in, err := w.readInode(ino)
 	if err != nil {
 		return err
 	}
 	if in.isDir() {
-		return fmt.Errorf("ext4: %s is a directory; Remove deletes files and links", name)
-	}
-	links := sle.Uint16(in.raw[0x1A:])
-	if links > 1 {
-		sle.PutUint16(in.raw[0x1A:], links-1)
-		return w.writeInode(in)
-	}
-	if err := w.freeData(in); err != nil {
-		return err
-	}
-	if acl := in.fileACL(); acl != 0 && acl < s.oldBlocks {
-		b := make([]byte, s.bs)
-		if err := s.f.readBlock(b, acl); err != nil {
+		if depth >= maxRemoveDepth {
+			return corruptf(-1, name, "directories nested deeper than %d (a directory loop?)", maxRemoveDepth)
+		}
+		ents, err := w.entries(in)
+		if err != nil {
 			return err
 		}
-		if rc := sle.Uint32(b[4:]); rc > 1 {
-			sle.PutUint32(b[4:], rc-1)
-			if s.f.metaCsum {
-				c := crc32c(s.f.seed, sle.AppendUint64(nil, acl))
-				c = crc32c(c, b[:0x10])
-				c = crc32c(c, []byte{0, 0, 0, 0})
-				c = crc32c(c, b[0x14:])
-				sle.PutUint32(b[0x10:], c)
-			}
-			if err := s.writeAt(b, acl); err != nil {
+		for _, e := range ents {
+			if err := w.removeTree(ino, name+"/"+e.name, e.name, e.ino, depth+1); err != nil {
 				return err
 			}
-		} else {
-			w.markBlocks(acl, 1, false)
+		}
+		if in, err = w.readInode(ino); err != nil { // its links and blocks changed
+			return err
 		}
 	}
-	sle.PutUint16(in.raw[0x1A:], 0)
-	sle.PutUint32(in.raw[0x14:], uint32(w.now().Unix()))
-	s.ifinal.clr(uint64(ino - 1))
-	w.dirty[uint64(ino-1)/uint64(s.f.ipg)] = true
-	return w.writeInode(in)
+	parent, err := w.readInode(parentIno)
+	if err != nil {
+		return err
+	}
+	if in.isDir() {
+		return w.rmdir(parent, name, base, in)
+	}
+	return w.removeFile(parent, base, in)
 }
 
 // Close writes the bitmaps, group descriptors and superblock counters.

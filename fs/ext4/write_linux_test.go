@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,15 +13,7 @@ import (
 
 func TestWriter(t *testing.T) {
 	testimg.NeedTools(t, "mkfs.ext4", "e2fsck")
-	for _, c := range []struct {
-		name string
-		args []string
-	}{
-		{"default", nil},
-		{"4k", []string{"-b", "4096"}},
-		{"nocsum", []string{"-O", "^metadata_csum,^64bit"}},
-		{"ext3", []string{"-t", "ext3"}},
-	} {
+	for _, c := range writerVariants[:4] {
 		t.Run(c.name, func(t *testing.T) {
 			src := filepath.Join(t.TempDir(), "src")
 			makeTree(t, src, treeOpts{manyFiles: 2000})
@@ -30,22 +21,11 @@ func TestWriter(t *testing.T) {
 			img := mkfs(t, src, 64<<20, c.args...)
 			// e2fsck -D indexes the large directory (htree): adding to it
 			// exercises the conversion to a linear directory.
-			if p, err := testimg.LookPath("e2fsck"); err == nil {
-				exec.Command(p, "-fyD", img).Run()
-			}
+			testimg.E2fsckOptimize(t, img)
 			if out := testimg.Run(t, "debugfs", "-R", "stat /many", img); !strings.Contains(out, "Flags: 0x81000") {
 				t.Logf("many/ is not indexed: %s", out[:min(len(out), 200)])
 			}
-			fh, err := os.OpenFile(img, os.O_RDWR, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer fh.Close()
-			st, _ := fh.Stat()
-			w, err := OpenWriter(fh, st.Size())
-			if err != nil {
-				t.Fatal(err)
-			}
+			w := openWriter(t, img)
 			unit := []byte("[Unit]\nDescription=expand the root filesystem\n")
 			script := bytes.Repeat([]byte("#!/bin/sh\necho expanding\n"), 400)
 			steps := []error{

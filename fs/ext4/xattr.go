@@ -130,11 +130,7 @@ func (f *FS) parseXattrBlock(buf []byte, blk uint64, what string, out []xattr) (
 		return out, corruptf(int64(blk), what, "bad xattr block header")
 	}
 	if f.verify && f.metaCsum {
-		c := crc32c(f.seed, binary.LittleEndian.AppendUint64(nil, blk))
-		c = crc32c(c, buf[:0x10])
-		c = crc32c(c, []byte{0, 0, 0, 0})
-		c = crc32c(c, buf[0x14:])
-		if c != le.Uint32(buf[0x10:]) {
+		if xattrBlockCsum(f.seed, blk, buf) != le.Uint32(buf[0x10:]) {
 			return out, csumError(int64(blk), what)
 		}
 	}

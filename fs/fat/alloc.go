@@ -64,14 +64,8 @@ func (w *Writer) rollback() {
 
 // entryBytes is the byte range of cluster c's entry in a FAT.
 func (w *Writer) entryBytes(c uint32) (lo, hi int) {
-	switch w.g.variant {
-	case FAT12:
-		lo = int(c) + int(c)/2
-		return lo, lo + 2
-	case FAT16:
-		return 2 * int(c), 2*int(c) + 2
-	}
-	return 4 * int(c), 4*int(c) + 4
+	l, h := w.fat.entryBytes(c)
+	return int(l), int(h)
 }
 
 // flushFAT writes the entries changed since the last flush to every FAT

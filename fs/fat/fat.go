@@ -53,6 +53,7 @@ import (
 	iofs "io/fs"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"imgtool/fs/meta"
 )
@@ -328,25 +329,91 @@ func (g *geometry) classify(v uint32) int {
 	return entInvalid
 }
 
-// table is an in-memory copy of the active FAT.
+// fatChunk is the unit in which the FAT is read: opening a filesystem to
+// read one file touches a few chunks, not the whole table (2 MiB for a
+// 256 MiB FAT32 boot partition).
+const fatChunk = 64 << 10
+
+// table is an in-memory copy of the active FAT, read chunk by chunk as
+// entries are first looked up. It is safe for concurrent use.
 type table struct {
-	g   *geometry
-	raw []byte
+	g      *geometry
+	r      io.ReaderAt
+	off    int64         // of the FAT in r
+	raw    []byte        // the FAT's bytes plus one (a FAT12 read of the last entry touches the next byte)
+	loaded []atomic.Bool // per chunk of raw
+	mu     sync.Mutex    // serialises loading
+	err    error         // the first read error, under mu
 }
 
-func (t *table) get(c uint32) uint32 {
+func newTable(g *geometry, r io.ReaderAt, off, n int64) *table {
+	return &table{g: g, r: r, off: off, raw: make([]byte, n+1), loaded: make([]atomic.Bool, (n+fatChunk-1)/fatChunk)}
+}
+
+// load makes sure the bytes [lo, hi) of the FAT are in raw.
+func (t *table) load(lo, hi int64) error {
+	n := int64(len(t.raw) - 1)
+	hi = min(hi, n)
+	for i := lo / fatChunk; i*fatChunk < hi; i++ {
+		if t.loaded[i].Load() {
+			continue
+		}
+		t.mu.Lock()
+		if !t.loaded[i].Load() {
+			a, b := i*fatChunk, min((i+1)*fatChunk, n)
+			if _, err := t.r.ReadAt(t.raw[a:b], t.off+a); err != nil {
+				if t.err == nil {
+					t.err = fmt.Errorf("fat: reading the FAT at offset %d: %w", t.off+a, err)
+				}
+				err = t.err
+				t.mu.Unlock()
+				return err
+			}
+			t.loaded[i].Store(true)
+		}
+		t.mu.Unlock()
+	}
+	return nil
+}
+
+// loadAll reads the whole FAT, for a walk over every entry (usage, the
+// allocation map, the writer).
+func (t *table) loadAll() error { return t.load(0, int64(len(t.raw))) }
+
+// entryBytes returns the byte range of cluster c's entry in raw.
+func (t *table) entryBytes(c uint32) (lo, hi int64) {
 	switch t.g.variant {
 	case FAT12:
-		o := int(c) + int(c)/2
-		v := uint32(t.raw[o]) | uint32(t.raw[o+1])<<8
+		o := int64(c) + int64(c)/2
+		return o, o + 2
+	case FAT16:
+		return 2 * int64(c), 2*int64(c) + 2
+	}
+	return 4 * int64(c), 4*int64(c) + 4
+}
+
+// get returns cluster c's entry. An entry that cannot be read reads as 1,
+// a value no chain may hold, so that walks stop with an invalid-entry
+// error (load reports the cause).
+func (t *table) get(c uint32) uint32 {
+	lo, hi := t.entryBytes(c)
+	if hi > int64(len(t.raw)) {
+		return 1
+	}
+	if err := t.load(lo, hi); err != nil {
+		return 1
+	}
+	switch t.g.variant {
+	case FAT12:
+		v := uint32(t.raw[lo]) | uint32(t.raw[lo+1])<<8
 		if c&1 != 0 {
 			return v >> 4
 		}
 		return v & 0xFFF
 	case FAT16:
-		return uint32(binary.LittleEndian.Uint16(t.raw[2*c:]))
+		return uint32(binary.LittleEndian.Uint16(t.raw[lo:]))
 	}
-	return binary.LittleEndian.Uint32(t.raw[4*c:]) & 0x0FFFFFFF
+	return binary.LittleEndian.Uint32(t.raw[lo:]) & 0x0FFFFFFF
 }
 
 // FS is a FAT filesystem opened for reading. It is safe for concurrent use.
@@ -386,8 +453,8 @@ var (
 )
 
 // New opens the FAT filesystem held in the first size bytes of r. It reads
-// the boot sector and the active FAT; directories are read when first
-// used. It returns an error wrapping ErrNotFAT (and meta.ErrWrongType) when
+// the boot sector and the start of the active FAT; the rest of the FAT and
+// directories are read when first used. It returns an error wrapping ErrNotFAT (and meta.ErrWrongType) when
 // r does not hold a FAT filesystem.
 func New(r io.ReaderAt, size int64) (*FS, error) {
 	g, err := parseBoot(r, size)
@@ -398,15 +465,15 @@ func New(r io.ReaderAt, size int64) (*FS, error) {
 	if g.fatOff+n > size {
 		return nil, formatErr(g.fatOff, "FAT of %d bytes extends past the end of the %d-byte image", n, size)
 	}
-	raw := make([]byte, n+1) // +1: a FAT12 read of the last entry touches the next byte
-	if _, err := r.ReadAt(raw[:n], g.fatOff); err != nil {
-		return nil, fmt.Errorf("fat: reading FAT at offset %d: %w", g.fatOff, err)
+	t := newTable(g, r, g.fatOff, n)
+	if err := t.load(0, 1); err != nil { // the first chunk: fail early on an unreadable image
+		return nil, err
 	}
 	f := &FS{
 		r:        r,
 		size:     size,
 		g:        g,
-		fat:      &table{g: g, raw: raw},
+		fat:      t,
 		dirs:     make(map[uint32]*dirData),
 		dirOwner: make(map[uint32]uint32),
 	}

@@ -8,6 +8,9 @@ import "imgtool/fs/meta"
 // last whole cluster are in neither.
 func (f *FS) Usage() (meta.Usage, error) {
 	g := f.g
+	if err := f.fat.loadAll(); err != nil {
+		return meta.Usage{}, err
+	}
 	var used int64
 	for c := uint32(firstCluster); c-firstCluster < g.clusters; c++ {
 		if f.fat.get(c) != 0 {
@@ -26,6 +29,9 @@ func (f *FS) Usage() (meta.Usage, error) {
 // cluster the FAT marks as not free.
 func (f *FS) Allocated() ([]meta.Range, error) {
 	g := f.g
+	if err := f.fat.loadAll(); err != nil {
+		return nil, err
+	}
 	out := []meta.Range{{Off: 0, Len: g.metadataBytes}}
 	for c := uint32(firstCluster); c-firstCluster < g.clusters; c++ {
 		if f.fat.get(c) == 0 {

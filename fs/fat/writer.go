@@ -83,6 +83,9 @@ func OpenWriter(rw interface {
 	if err != nil {
 		return nil, err
 	}
+	if err := f.fat.loadAll(); err != nil { // the writer keeps the whole FAT
+		return nil, err
+	}
 	g := f.g
 	if end := g.dataOff + int64(g.clusters)*g.clusterSize; end > size {
 		return nil, fmt.Errorf("fat: the filesystem needs %d bytes but the image has %d; it is truncated, write to a complete image", end, size)
@@ -197,6 +200,18 @@ func (w *Writer) locate(op, p string) (d *slotDir, name string, n *node, err err
 		return nil, "", nil, &iofs.PathError{Op: op, Path: p, Err: err}
 	}
 	return d, name, d.data.lookup(name), nil
+}
+
+// locateExisting is locate for an entry that must exist.
+func (w *Writer) locateExisting(op, p string) (*slotDir, *node, error) {
+	d, _, n, err := w.locate(op, p)
+	if err != nil {
+		return nil, nil, err
+	}
+	if n == nil {
+		return nil, nil, &iofs.PathError{Op: op, Path: p, Err: iofs.ErrNotExist}
+	}
+	return d, n, nil
 }
 
 // clustersFor is the number of clusters that n bytes occupy.
@@ -623,12 +638,9 @@ func (w *Writer) Remove(p string) error {
 	if err := w.usable(op, p); err != nil {
 		return err
 	}
-	d, _, n, err := w.locate(op, p)
+	d, n, err := w.locateExisting(op, p)
 	if err != nil {
 		return err
-	}
-	if n == nil {
-		return &iofs.PathError{Op: op, Path: p, Err: iofs.ErrNotExist}
 	}
 	var chain []uint32
 	if n.isDir() {
@@ -719,12 +731,9 @@ func (w *Writer) Truncate(p string, size int64) error {
 	if size < 0 || size > 0xFFFFFFFF {
 		return &iofs.PathError{Op: op, Path: p, Err: fmt.Errorf("size %d is outside 0 to 4 GiB - 1: %w", size, iofs.ErrInvalid)}
 	}
-	d, _, n, err := w.locate(op, p)
+	d, n, err := w.locateExisting(op, p)
 	if err != nil {
 		return err
-	}
-	if n == nil {
-		return &iofs.PathError{Op: op, Path: p, Err: iofs.ErrNotExist}
 	}
 	if n.isDir() {
 		return &iofs.PathError{Op: op, Path: p, Err: errIsDir}
@@ -808,4 +817,44 @@ func (w *Writer) Truncate(p string, size int64) error {
 		return &iofs.PathError{Op: op, Path: p, Err: err}
 	}
 	return w.finish(op, p)
+}
+
+// Chmod maps the owner write permission of mode onto the read-only
+// attribute of the file p: FAT stores no permission bits, so a mode
+// without 0o200 sets the attribute and a mode with it clears it; every
+// other bit of mode is ignored. Directories (and the root, ".") store
+// nothing: Chmod leaves them unchanged and returns nil, as the readers
+// of FAT ignore the read-only attribute of a directory. Times are not
+// changed (FAT has no change time).
+func (w *Writer) Chmod(p string, mode iofs.FileMode) error {
+	const op = "chmod"
+	if err := w.usable(op, p); err != nil {
+		return err
+	}
+	if p == "." {
+		return nil
+	}
+	d, n, err := w.locateExisting(op, p)
+	if err != nil {
+		return err
+	}
+	if n.isDir() {
+		return nil
+	}
+	e, err := w.shortOf(d, n)
+	if err != nil {
+		return &iofs.PathError{Op: op, Path: p, Err: err}
+	}
+	attr := e[11] &^ byte(AttrReadOnly)
+	if mode&0o200 == 0 {
+		attr |= byte(AttrReadOnly)
+	}
+	if attr == e[11] {
+		return nil
+	}
+	e[11] = attr
+	if err := w.rewriteEntry(d, n, e); err != nil {
+		return &iofs.PathError{Op: op, Path: p, Err: err}
+	}
+	return nil
 }

@@ -2,7 +2,6 @@ package fat
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	iofs "io/fs"
@@ -181,16 +180,6 @@ func wtCheck(t testing.TB, img string, m *wtModel) {
 	}
 }
 
-// wtSum hashes an image file.
-func wtSum(t testing.TB, img string) [32]byte {
-	t.Helper()
-	b, err := os.ReadFile(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return sha256.Sum256(b)
-}
-
 // wtBytes returns n pseudo-random bytes.
 func wtBytes(seed uint64, n int) []byte {
 	r := rand.New(rand.NewPCG(seed, 7))
@@ -205,12 +194,12 @@ func wtBytes(seed uint64, n int) []byte {
 // checks that the image did not change.
 func wtUnchanged(t *testing.T, img string, want error, op func() error) {
 	t.Helper()
-	before := wtSum(t, img)
+	before := testimg.FileSum(t, img)
 	err := op()
 	if err == nil || want != nil && !errors.Is(err, want) {
 		t.Fatalf("got error %v, want %v", err, want)
 	}
-	if wtSum(t, img) != before {
+	if testimg.FileSum(t, img) != before {
 		t.Fatalf("failed operation (%v) changed the image", err)
 	}
 }

@@ -147,3 +147,22 @@ func (h *HiddenLog) Hidden() []string {
 	}
 	return out
 }
+
+// PlacedFile is implemented by open files whose content can be located in
+// the reader their filesystem was opened on, so that a caller holding the
+// underlying file can copy it without passing the bytes through memory
+// (sendfile, copy_file_range).
+type PlacedFile interface {
+	// Device returns the reader the offsets of Place refer to.
+	Device() (r any, size int64)
+	// Place calls fn for each run of content in [off, off+n), in order and
+	// covering the range exactly: dev is the run's byte offset in Device,
+	// or -1 for a run that reads as zeros (a hole). n is clipped to the
+	// file's size. It fails with ErrNotPlaced when the content is not
+	// stored in runs (inline data).
+	Place(off, n int64, fn func(dev, length int64) error) error
+}
+
+// ErrNotPlaced is returned by PlacedFile.Place for content that has no
+// place of its own in the device.
+var ErrNotPlaced = errors.New("fs: file content is not stored in blocks of its own")

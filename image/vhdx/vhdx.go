@@ -44,6 +44,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"sync"
 
 	"imgtool/image"
 )
@@ -169,14 +170,15 @@ func readFull(r io.ReaderAt, p []byte, off, fileSize int64, what string) error {
 	return fmt.Errorf("vhdx: reading %s at offset %#x: %w", what, off, err)
 }
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+// castagnoli is built on first use, not at start-up.
+var castagnoli = sync.OnceValue(func() *crc32.Table { return crc32.MakeTable(crc32.Castagnoli) })
 
 // crcOK checks the CRC-32C of b whose checksum field is at bytes 4–7.
 func crcOK(b []byte) bool {
 	want := binary.LittleEndian.Uint32(b[4:])
-	c := crc32.Update(0, castagnoli, b[:4])
-	c = crc32.Update(c, castagnoli, []byte{0, 0, 0, 0})
-	c = crc32.Update(c, castagnoli, b[8:])
+	c := crc32.Update(0, castagnoli(), b[:4])
+	c = crc32.Update(c, castagnoli(), []byte{0, 0, 0, 0})
+	c = crc32.Update(c, castagnoli(), b[8:])
 	return c == want
 }
 

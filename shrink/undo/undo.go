@@ -69,7 +69,8 @@ var (
 	ErrCorrupt = errors.New("undo: undo file is damaged")
 )
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+// castagnoli is built on first use, not at start-up.
+var castagnoli = sync.OnceValue(func() *crc32.Table { return crc32.MakeTable(crc32.Castagnoli) })
 
 var magic = [8]byte{'I', 'M', 'G', 'U', 'N', 'D', 'O', '1'}
 
@@ -404,7 +405,7 @@ func (l *Log) appendRecord(off int64, b []byte) error {
 	}
 	h := recHeader{Magic: recordMagic, Kind: kind, Off: off, Len: int64(len(b))}
 	if kind == kindData {
-		h.DataCRC = crc32.Checksum(b, castagnoli)
+		h.DataCRC = crc32.Checksum(b, castagnoli())
 	}
 	hb := encodeRec(h)
 	out := hb
@@ -549,7 +550,7 @@ func parseRecords(b []byte) (recs []record, ignored bool) {
 		b = b[recHeaderSize:]
 		r := record{kind: h.Kind, off: h.Off, len: h.Len}
 		if h.Kind == kindData {
-			if int64(len(b)) < h.Len || crc32.Checksum(b[:h.Len], castagnoli) != h.DataCRC {
+			if int64(len(b)) < h.Len || crc32.Checksum(b[:h.Len], castagnoli()) != h.DataCRC {
 				return recs, true
 			}
 			r.data = b[:h.Len]
@@ -607,7 +608,7 @@ func encodeHeader(h header) []byte {
 	copy(b[16:48], h.Ident[:])
 	binary.LittleEndian.PutUint64(b[48:], h.Dev)
 	binary.LittleEndian.PutUint64(b[56:], h.Ino)
-	binary.LittleEndian.PutUint32(b[64:], crc32.Checksum(b[:64], castagnoli))
+	binary.LittleEndian.PutUint32(b[64:], crc32.Checksum(b[:64], castagnoli()))
 	return b
 }
 
@@ -617,7 +618,7 @@ func decodeHeader(b []byte) (header, error) {
 	if h.Magic != magic {
 		return h, errors.New("bad magic")
 	}
-	if crc32.Checksum(b[:64], castagnoli) != binary.LittleEndian.Uint32(b[64:]) {
+	if crc32.Checksum(b[:64], castagnoli()) != binary.LittleEndian.Uint32(b[64:]) {
 		return h, errors.New("header checksum mismatch")
 	}
 	h.OrigSize = int64(binary.LittleEndian.Uint64(b[8:]))
@@ -637,7 +638,7 @@ func encodeRec(h recHeader) []byte {
 	binary.LittleEndian.PutUint64(b[8:], uint64(h.Off))
 	binary.LittleEndian.PutUint64(b[16:], uint64(h.Len))
 	binary.LittleEndian.PutUint32(b[24:], h.DataCRC)
-	binary.LittleEndian.PutUint32(b[28:], crc32.Checksum(b[:28], castagnoli))
+	binary.LittleEndian.PutUint32(b[28:], crc32.Checksum(b[:28], castagnoli()))
 	return b
 }
 
@@ -651,7 +652,7 @@ func decodeRec(b []byte) (recHeader, bool) {
 		HdrCRC:  binary.LittleEndian.Uint32(b[28:]),
 	}
 	ok := h.Magic == recordMagic && (h.Kind == kindData || h.Kind == kindZero) &&
-		crc32.Checksum(b[:28], castagnoli) == h.HdrCRC
+		crc32.Checksum(b[:28], castagnoli()) == h.HdrCRC
 	return h, ok
 }
 
