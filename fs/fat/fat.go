@@ -342,6 +342,7 @@ type table struct {
 	off    int64         // of the FAT in r
 	raw    []byte        // the FAT's bytes plus one (a FAT12 read of the last entry touches the next byte)
 	loaded []atomic.Bool // per chunk of raw
+	all    atomic.Bool   // every chunk is loaded
 	mu     sync.Mutex    // serialises loading
 	err    error         // the first read error, under mu
 }
@@ -378,7 +379,16 @@ func (t *table) load(lo, hi int64) error {
 
 // loadAll reads the whole FAT, for a walk over every entry (usage, the
 // allocation map, the writer).
-func (t *table) loadAll() error { return t.load(0, int64(len(t.raw))) }
+func (t *table) loadAll() error {
+	if t.all.Load() {
+		return nil
+	}
+	if err := t.load(0, int64(len(t.raw))); err != nil {
+		return err
+	}
+	t.all.Store(true)
+	return nil
+}
 
 // entryBytes returns the byte range of cluster c's entry in raw.
 func (t *table) entryBytes(c uint32) (lo, hi int64) {
@@ -400,20 +410,28 @@ func (t *table) get(c uint32) uint32 {
 	if hi > int64(len(t.raw)) {
 		return 1
 	}
-	if err := t.load(lo, hi); err != nil {
-		return 1
+	if !t.all.Load() {
+		if err := t.load(lo, hi); err != nil {
+			return 1
+		}
 	}
+	return t.at(c)
+}
+
+// at decodes cluster c's entry from raw, which must hold it.
+func (t *table) at(c uint32) uint32 {
 	switch t.g.variant {
 	case FAT12:
-		v := uint32(t.raw[lo]) | uint32(t.raw[lo+1])<<8
+		o := int(c) + int(c)/2
+		v := uint32(t.raw[o]) | uint32(t.raw[o+1])<<8
 		if c&1 != 0 {
 			return v >> 4
 		}
 		return v & 0xFFF
 	case FAT16:
-		return uint32(binary.LittleEndian.Uint16(t.raw[lo:]))
+		return uint32(binary.LittleEndian.Uint16(t.raw[2*c:]))
 	}
-	return binary.LittleEndian.Uint32(t.raw[lo:]) & 0x0FFFFFFF
+	return binary.LittleEndian.Uint32(t.raw[4*c:]) & 0x0FFFFFFF
 }
 
 // FS is a FAT filesystem opened for reading. It is safe for concurrent use.

@@ -13,7 +13,7 @@ func (f *FS) Usage() (meta.Usage, error) {
 	}
 	var used int64
 	for c := uint32(firstCluster); c-firstCluster < g.clusters; c++ {
-		if f.fat.get(c) != 0 {
+		if f.fat.at(c) != 0 { // loaded above
 			used++
 		}
 	}
@@ -34,7 +34,7 @@ func (f *FS) Allocated() ([]meta.Range, error) {
 	}
 	out := []meta.Range{{Off: 0, Len: g.metadataBytes}}
 	for c := uint32(firstCluster); c-firstCluster < g.clusters; c++ {
-		if f.fat.get(c) == 0 {
+		if f.fat.at(c) == 0 { // loaded above
 			continue
 		}
 		off := g.clusterOff(c)
