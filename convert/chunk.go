@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"imgtool/image"
+	"imgtool/internal/zero"
 )
 
 // encoded is one chunk after compression.
@@ -225,7 +226,7 @@ func (c *chunked) submit(j *job) error {
 	c.workers <- struct{}{}
 	go func() {
 		defer func() { <-c.workers; close(j.done) }()
-		if j.in != nil && !allZero(j.in) {
+		if j.in != nil && !zero.Is(j.in) {
 			j.out, j.err = c.c.encode(j.in)
 			return
 		}
@@ -308,17 +309,4 @@ func (c *chunked) Close() error {
 	}
 	c.err = c.c.finish(c.w)
 	return c.err
-}
-
-// allZero reports whether p holds only zero bytes.
-func allZero(p []byte) bool {
-	var z [4096]byte
-	for len(p) > 0 {
-		n := min(len(p), len(z))
-		if string(p[:n]) != string(z[:n]) {
-			return false
-		}
-		p = p[n:]
-	}
-	return true
 }

@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"imgtool/image"
+	"imgtool/internal/zero"
 )
 
 // rawWriter writes the image as it is. On a regular file, Zero extents
@@ -121,7 +122,7 @@ func (r *rawWriter) writeData(p []byte) error {
 	for len(p) > 0 {
 		// Up to the next 4 KiB boundary of the image.
 		n := int(min(int64(len(p)), 4096-r.pos%4096))
-		if n == 4096 && allZero(p[:n]) {
+		if n == 4096 && zero.Is(p[:n]) {
 			if err := r.skip(int64(n)); err != nil {
 				return err
 			}
@@ -129,7 +130,7 @@ func (r *rawWriter) writeData(p []byte) error {
 			// Take as many non-zero blocks as follow.
 			for n < len(p) {
 				k := min(len(p)-n, 4096)
-				if k == 4096 && allZero(p[n:n+k]) {
+				if k == 4096 && zero.Is(p[n:n+k]) {
 					break
 				}
 				n += k

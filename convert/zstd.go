@@ -10,6 +10,7 @@ import (
 
 	"imgtool/image"
 	"imgtool/image/sizemark"
+	"imgtool/internal/zero"
 )
 
 // zstdChunk is the uncompressed size of each frame.
@@ -75,7 +76,7 @@ func newZstd(w io.Writer, size int64, ext []image.Extent, o Options) (Writer, er
 }
 
 func (c *zstdCodec) encode(in []byte) (encoded, error) {
-	if allZero(in) {
+	if zero.Is(in) {
 		// Free space: a frame of RLE blocks, which readers fill (or skip)
 		// without decoding, where the encoder would write compressed
 		// blocks of long matches.

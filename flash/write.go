@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"imgtool/image"
+	"imgtool/internal/zero"
 )
 
 // ErrInterrupted is wrapped by Write and CheckCapacity when the context is
@@ -593,7 +594,7 @@ produce:
 						slots <- slot
 						break produce
 					}
-					c.zero = needZero && s.act == actWrite && allZero(c.data)
+					c.zero = needZero && s.act == actWrite && zero.Is(c.data)
 				} else {
 					c.ready = make(chan error, 1)
 					select {
@@ -604,7 +605,7 @@ produce:
 					}
 					go func() {
 						err := w.read(nil, c.data, c.off, nil)
-						c.zero = err == nil && needZero && allZero(c.data)
+						c.zero = err == nil && needZero && zero.Is(c.data)
 						<-sem
 						c.ready <- err
 					}()
@@ -831,17 +832,3 @@ func (w *writer) verify(ctx context.Context, t Target) error {
 	}
 	return nil
 }
-
-// allZero reports whether p holds only zero bytes.
-func allZero(p []byte) bool {
-	for len(p) > 0 {
-		n := min(len(p), len(zeroPage))
-		if string(p[:n]) != string(zeroPage[:n]) {
-			return false
-		}
-		p = p[n:]
-	}
-	return true
-}
-
-var zeroPage [64 << 10]byte

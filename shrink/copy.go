@@ -9,6 +9,7 @@ import (
 	"sort"
 
 	"imgtool/fs"
+	"imgtool/internal/zero"
 	"imgtool/part"
 )
 
@@ -73,7 +74,7 @@ func copyImage(ctx context.Context, src, dst string, opts Options, prog Progress
 			if n == 0 {
 				break
 			}
-			if !isZero(b) {
+			if !zero.Is(b) {
 				if _, err := out.WriteAt(b, off); err != nil {
 					return err
 				}
@@ -127,13 +128,4 @@ func copyRanges(r io.ReaderAt, size int64) []span {
 	}
 	sort.Slice(used, func(i, j int) bool { return used[i].off < used[j].off })
 	return used
-}
-
-func isZero(b []byte) bool {
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
 }

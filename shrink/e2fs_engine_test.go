@@ -16,6 +16,7 @@ import (
 
 	"imgtool/fs/ext4"
 	"imgtool/internal/testimg"
+	"imgtool/internal/zero"
 )
 
 // e2fsEngine is an Engine made of e2fsprogs (resize2fs, e2fsck, debugfs)
@@ -85,7 +86,7 @@ func (e e2fsEngine) export(r io.ReaderAt, size int64) (string, error) {
 		if n < len(b) && err != nil {
 			return "", err
 		}
-		if !isZero(b) {
+		if !zero.Is(b) {
 			if _, err := f.WriteAt(b, off); err != nil {
 				return "", err
 			}

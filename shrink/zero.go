@@ -5,6 +5,7 @@ import (
 	"os"
 
 	"imgtool/fs"
+	"imgtool/internal/zero"
 	"imgtool/part"
 )
 
@@ -81,7 +82,7 @@ func zeroRange(f *os.File, off, n int64, buf []byte) error {
 		if k < len(b) {
 			return err
 		}
-		if !isZero(b) {
+		if !zero.Is(b) {
 			clear(b)
 			if _, err := f.WriteAt(b, off); err != nil {
 				return err

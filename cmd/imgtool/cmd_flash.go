@@ -16,10 +16,8 @@ import (
 	"imgtool/bmap"
 	"imgtool/flash"
 	"imgtool/image"
-	imgzip "imgtool/image/zip"
 	"imgtool/internal/units"
 	"imgtool/part"
-	"imgtool/shrink"
 )
 
 type flashOptions struct {
@@ -549,17 +547,7 @@ func openFlashImage(path string, streamed bool) (image.Image, error) {
 	if !streamed {
 		return openImage(path)
 	}
-	var zipOpts []imgzip.Option
-	if _, err := os.Stat(path); err != nil {
-		if i := strings.LastIndex(strings.ToLower(path), ".zip:"); i > 0 {
-			zipOpts = append(zipOpts, imgzip.WithMember(path[i+5:]))
-			path = path[:i+4]
-		}
-	}
-	if _, err := shrink.RecoverIfNeeded(path); err != nil {
-		return nil, err
-	}
-	return image.Open(path, image.WithFormats(imageFormats(zipOpts...)...))
+	return openUnspooled(path)
 }
 
 // tableHead is how much of an image that is only streamed is decoded to

@@ -141,17 +141,7 @@ func isCobraUsage(err error) bool {
 // interrupted imgtool shrink left half-changed (it has an undo log next to
 // it) is restored first.
 func openImage(path string) (image.Image, error) {
-	var zipOpts []imgzip.Option
-	if _, err := os.Stat(path); err != nil {
-		if i := strings.LastIndex(strings.ToLower(path), ".zip:"); i > 0 {
-			zipOpts = append(zipOpts, imgzip.WithMember(path[i+5:]))
-			path = path[:i+4]
-		}
-	}
-	if _, err := shrink.RecoverIfNeeded(path); err != nil {
-		return nil, err
-	}
-	img, err := image.Open(path, image.WithFormats(imageFormats(zipOpts...)...))
+	img, err := openUnspooled(path)
 	if err != nil {
 		return nil, err
 	}
@@ -166,6 +156,22 @@ func openImage(path string) (image.Image, error) {
 		}
 	}
 	return img, nil
+}
+
+// openUnspooled opens path as openImage does, but leaves a stream that
+// cannot be read at random as it is, decoded when first read.
+func openUnspooled(path string) (image.Image, error) {
+	var zipOpts []imgzip.Option
+	if _, err := os.Stat(path); err != nil {
+		if i := strings.LastIndex(strings.ToLower(path), ".zip:"); i > 0 {
+			zipOpts = append(zipOpts, imgzip.WithMember(path[i+5:]))
+			path = path[:i+4]
+		}
+	}
+	if _, err := shrink.RecoverIfNeeded(path); err != nil {
+		return nil, err
+	}
+	return image.Open(path, image.WithFormats(imageFormats(zipOpts...)...))
 }
 
 // imageFormats lists the container formats probed before raw. Each

@@ -53,6 +53,7 @@ import (
 	"sync"
 
 	"imgtool/image"
+	"imgtool/internal/zero"
 )
 
 // Streamer is implemented by images that can produce their whole content
@@ -297,7 +298,7 @@ func fill(f *os.File, r io.Reader, cfg Config) (int64, []image.Extent, error) {
 				return off, nil, fmt.Errorf("%w: stream continues past the declared %d bytes", ErrSizeMismatch, cfg.Size)
 			}
 			kind := image.Zero
-			if !allZero(buf[:n]) {
+			if !zero.Is(buf[:n]) {
 				kind = image.Data
 				if _, err := f.WriteAt(buf[:n], off); err != nil {
 					return off, nil, err
@@ -343,19 +344,4 @@ func appendExtent(list []image.Extent, e image.Extent) []image.Extent {
 		return list
 	}
 	return append(list, e)
-}
-
-func allZero(b []byte) bool {
-	for len(b) >= 8 {
-		if b[0]|b[1]|b[2]|b[3]|b[4]|b[5]|b[6]|b[7] != 0 {
-			return false
-		}
-		b = b[8:]
-	}
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
 }

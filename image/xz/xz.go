@@ -47,7 +47,6 @@ package xz
 
 import (
 	"crypto/sha256"
-	"encoding/binary"
 	"errors"
 	"io"
 	"runtime"
@@ -56,6 +55,7 @@ import (
 
 	"imgtool/image"
 	"imgtool/image/spool"
+	"imgtool/internal/zero"
 )
 
 // MaxIndexedBlock is the largest block that is decoded into memory for
@@ -243,7 +243,7 @@ func (x *Image) decodeBlock(i int, dst []byte) error {
 	if err := x.decodeBlockData(i, dst); err != nil {
 		return err
 	}
-	if keyed && allZero(dst) {
+	if keyed && zero.Is(dst) {
 		x.zmu.Lock()
 		if x.zeros == nil {
 			x.zeros = map[blockKey]bool{}
@@ -254,22 +254,6 @@ func (x *Image) decodeBlock(i int, dst []byte) error {
 		x.zmu.Unlock()
 	}
 	return nil
-}
-
-// allZero reports whether b holds only zero bytes.
-func allZero(b []byte) bool {
-	for len(b) >= 8 {
-		if binary.LittleEndian.Uint64(b) != 0 {
-			return false
-		}
-		b = b[8:]
-	}
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
 }
 
 // decodeBlockData decodes block i into dst and checks its length.

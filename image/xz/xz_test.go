@@ -17,6 +17,7 @@ import (
 	"imgtool/image"
 	"imgtool/image/spool"
 	"imgtool/internal/testimg"
+	"imgtool/internal/zero"
 )
 
 const mib = 1 << 20
@@ -499,7 +500,7 @@ func TestZeroBlocksDecodedOnce(t *testing.T) {
 	}
 	zeroBlocks := 0
 	for i := 0; i < img.Blocks(); i++ {
-		if allZero(data[i*256<<10 : (i+1)*256<<10]) {
+		if zero.Is(data[i*256<<10 : (i+1)*256<<10]) {
 			zeroBlocks++
 		}
 	}
@@ -526,7 +527,7 @@ func TestZeroBlocksDecodedOnce(t *testing.T) {
 	// matches the known one, so it is decoded and its check fails.
 	last := -1
 	for i := range img.ix.blocks {
-		if allZero(data[i*256<<10 : (i+1)*256<<10]) {
+		if zero.Is(data[i*256<<10 : (i+1)*256<<10]) {
 			last = i
 		}
 	}

@@ -46,6 +46,8 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+
+	"imgtool/internal/zero"
 )
 
 // Suffix is appended to the image path to name its undo file.
@@ -400,7 +402,7 @@ func (l *Log) saveLocked(off, n int64) error {
 
 func (l *Log) appendRecord(off int64, b []byte) error {
 	kind := uint32(kindData)
-	if isZero(b) {
+	if zero.Is(b) {
 		kind = kindZero
 	}
 	h := recHeader{Magic: recordMagic, Kind: kind, Off: off, Len: int64(len(b))}
@@ -416,21 +418,6 @@ func (l *Log) appendRecord(off int64, b []byte) error {
 		return fmt.Errorf("undo: writing %s: %w", Path(l.path), err)
 	}
 	return nil
-}
-
-func isZero(b []byte) bool {
-	for len(b) >= 8 {
-		if binary.LittleEndian.Uint64(b) != 0 {
-			return false
-		}
-		b = b[8:]
-	}
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
 }
 
 // Exists reports whether the image has an undo file.
