@@ -178,23 +178,33 @@ func printAttr(g *globalOptions, asJSON bool, s attrSummary) error {
 	if s.Action == "chown" {
 		arg = s.Owner
 	}
-	var what []string
-	if s.Files > 0 {
-		what = append(what, fmt.Sprintf("%d file(s)", s.Files))
-	}
-	if s.Dirs > 0 {
-		what = append(what, fmt.Sprintf("%d director(ies)", s.Dirs))
-	}
-	if s.Symlinks > 0 {
-		what = append(what, fmt.Sprintf("%d link(s)", s.Symlinks))
-	}
-	if len(what) == 0 {
-		what = append(what, "nothing")
-	}
-	line := fmt.Sprintf("%s %s %d:/%s: %s", s.Action, arg, s.Partition, strings.TrimPrefix(s.Path, "."), strings.Join(what, ", "))
+	line := fmt.Sprintf("%s %s %d:/%s: %s", s.Action, arg, s.Partition, strings.TrimPrefix(s.Path, "."), countWords(s.Files, s.Dirs, s.Symlinks, -1))
 	if s.Skipped > 0 {
 		line += fmt.Sprintf("; %d left alone", s.Skipped)
 	}
 	_, err := fmt.Fprintln(g.stdout, line)
 	return err
+}
+
+// countWords says how many files (with their bytes, unless bytes < 0),
+// directories and links an edit touched: "2 files, 10 bytes, 1 directory".
+func countWords(files, dirs, links int, bytes int64) string {
+	var what []string
+	add := func(n int, one, many string) {
+		if n == 1 {
+			what = append(what, "1 "+one)
+		} else if n > 1 {
+			what = append(what, fmt.Sprintf("%d %s", n, many))
+		}
+	}
+	add(files, "file", "files")
+	if files > 0 && bytes >= 0 {
+		what = append(what, fmt.Sprintf("%d bytes", bytes))
+	}
+	add(dirs, "directory", "directories")
+	add(links, "link", "links")
+	if len(what) == 0 {
+		return "nothing"
+	}
+	return strings.Join(what, ", ")
 }

@@ -435,3 +435,21 @@ func TestRmChmodKilled(t *testing.T) {
 		fsckAll(t, img)
 	}
 }
+
+func TestCountWords(t *testing.T) {
+	for _, c := range []struct {
+		files, dirs, links int
+		bytes              int64
+		want               string
+	}{
+		{0, 0, 0, -1, "nothing"},
+		{1, 0, 0, 6, "1 file, 6 bytes"},
+		{2, 1, 0, -1, "2 files, 1 directory"},
+		{0, 3, 1, 0, "3 directories, 1 link"},
+		{5001, 54, 2, 314572800, "5001 files, 314572800 bytes, 54 directories, 2 links"},
+	} {
+		if got := countWords(c.files, c.dirs, c.links, c.bytes); got != c.want {
+			t.Errorf("countWords(%d, %d, %d, %d) = %q, want %q", c.files, c.dirs, c.links, c.bytes, got, c.want)
+		}
+	}
+}

@@ -72,17 +72,7 @@ func printEdit(g *globalOptions, asJSON bool, s editSummary) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(s)
 	}
-	var what []string
-	if s.Files > 0 {
-		what = append(what, fmt.Sprintf("%d file(s), %d bytes", s.Files, s.Bytes))
-	}
-	if s.Dirs > 0 {
-		what = append(what, fmt.Sprintf("%d director(ies)", s.Dirs))
-	}
-	if s.Symlinks > 0 {
-		what = append(what, fmt.Sprintf("%d link(s)", s.Symlinks))
-	}
-	_, err := fmt.Fprintf(g.stdout, "%s %d:/%s: %s\n", s.Action, s.Partition, strings.TrimPrefix(s.Path, "."), strings.Join(what, ", "))
+	_, err := fmt.Fprintf(g.stdout, "%s %d:/%s: %s\n", s.Action, s.Partition, strings.TrimPrefix(s.Path, "."), countWords(s.Files, s.Dirs, s.Symlinks, s.Bytes))
 	return err
 }
 
