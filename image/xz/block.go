@@ -262,3 +262,68 @@ func (br *blockReader) finish() error {
 	}
 	return io.EOF
 }
+
+// decodeBlockInto decodes block b, whose uncompressed size is len(dst),
+// straight into dst with decodeLZMA2 and verifies its length, padding and
+// integrity check. It reports ok = false, without error, for a block whose
+// compressed data is too large for its size to be read into memory at
+// once; openBlock reads such a block instead.
+func decodeBlockInto(r io.ReaderAt, b blockInfo, dst []byte) (ok bool, err error) {
+	if int64(len(dst)) != b.ulen {
+		return false, nil
+	}
+	h, err := readBlockHeader(r, b)
+	if err != nil {
+		return true, err
+	}
+	csize := b.unpadded - h.size - int64(b.check.Size())
+	if csize > int64(len(dst))+int64(len(dst))>>4+1<<16 {
+		return false, nil
+	}
+	dataOff := b.off + h.size
+	tailLen := pad4(b.unpadded) - b.unpadded + int64(b.check.Size())
+	buf := make([]byte, csize+tailLen)
+	if _, err := r.ReadAt(buf, dataOff); err != nil {
+		return true, readErr(dataOff, err)
+	}
+	src, tail := buf[:csize], buf[csize:]
+	dict := min(int64(h.dict), MaxDictSize)
+	if err := decodeLZMA2(dst, src, dict); err != nil {
+		var e *lzma2Error
+		if !errors.As(err, &e) {
+			return true, formatErr(dataOff, "LZMA2 data of the block at %d: %v", b.off, err)
+		}
+		at := dataOff + int64(e.off)
+		switch {
+		case e.kind == errTruncated:
+			return true, formatErr(at, "LZMA2 data of the block at %d ends early (file truncated or corrupt)", b.off)
+		case e.kind == errDict && int64(h.dict) > MaxDictSize:
+			return true, formatErr(at, "LZMA2 data of the block at %d: %v (the dictionary is limited to %d bytes)", b.off, err, MaxDictSize)
+		case e.kind == errSize:
+			return true, formatErr(at, "block at %d does not decode to the %d bytes the index gives: %v", b.off, len(dst), err)
+		}
+		return true, formatErr(at, "LZMA2 data of the block at %d is corrupt: %v", b.off, err)
+	}
+	end := dataOff + csize
+	padLen := len(tail) - b.check.Size()
+	if !bytes.Equal(tail[:padLen], make([]byte, padLen)) {
+		return true, formatErr(end, "non-zero block padding")
+	}
+	want := tail[padLen:]
+	var got []byte
+	switch b.check {
+	case CheckNone:
+		return true, nil
+	case CheckCRC32:
+		got = binary.LittleEndian.AppendUint32(nil, crc32.ChecksumIEEE(dst))
+	case CheckCRC64:
+		got = binary.LittleEndian.AppendUint64(nil, crc64.Checksum(dst, crc64Table()))
+	case CheckSHA256:
+		s := sha256.Sum256(dst)
+		got = s[:]
+	}
+	if !bytes.Equal(got, want) {
+		return true, fmt.Errorf("xz: block at offset %d: %s mismatch: %w", b.off, b.check, ErrCheck)
+	}
+	return true, nil
+}

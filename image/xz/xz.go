@@ -5,10 +5,13 @@
 //
 // The container is parsed here from its end: stream footers, indexes and
 // headers of every concatenated stream, with stream padding between and
-// after them. Each block is decoded on its own with the LZMA2 decoder of
-// github.com/ulikunitz/xz/lzma, and its length, padding and integrity check
-// (None, CRC32, CRC64 or SHA-256) are verified against the header and the
-// index before its data counts as read.
+// after them. Each block is decoded on its own, and its length, padding and
+// integrity check (None, CRC32, CRC64 or SHA-256) are verified against the
+// header and the index before its data counts as read. Blocks read at
+// random are decoded by this package's LZMA2 decoder (lzma2.go) straight
+// into their buffer, which serves as the dictionary; blocks read in order
+// by Stream, and blocks whose compressed data is much larger than their
+// size, go through the LZMA2 reader of github.com/ulikunitz/xz/lzma.
 //
 // Files cut into many blocks (what xz -T0 writes, as do Raspberry Pi OS
 // downloads) are read at random: ReadAt decodes only the blocks it touches,
@@ -256,9 +259,13 @@ func (x *Image) decodeBlock(i int, dst []byte) error {
 	return nil
 }
 
-// decodeBlockData decodes block i into dst and checks its length.
+// decodeBlockData decodes block i into dst and checks its length, padding
+// and integrity check.
 func (x *Image) decodeBlockData(i int, dst []byte) error {
 	x.decoded.Add(1)
+	if ok, err := decodeBlockInto(x.r, x.ix.blocks[i], dst); ok {
+		return err
+	}
 	br, err := openBlock(x.r, x.ix.blocks[i])
 	if err != nil {
 		return err
