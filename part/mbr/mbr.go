@@ -453,6 +453,10 @@ func (t *Table) Write(w io.WriterAt) error {
 			ext = p
 		}
 	}
+	if ext != nil && ext.Start == 0 {
+		// Its first EBR would be written over the MBR.
+		return fmt.Errorf("%w: extended partition %d starts at sector 0, where the MBR is", ErrInvalid, ext.Number)
+	}
 	if len(logical) > 0 && ext == nil {
 		return fmt.Errorf("%w: logical partitions without an extended partition", ErrInvalid)
 	}
