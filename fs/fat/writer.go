@@ -613,19 +613,55 @@ func (w *Writer) MkdirAll(p string) error {
 		return nil
 	}
 	parts := strings.Split(p, "/")
+	// Find the first missing directory, then check, before creating any,
+	// that every missing one has a valid name and that all of them fit:
+	// a failure must leave the filesystem as it was.
+	first := len(parts)
 	for i := range parts {
 		sub := strings.Join(parts[:i+1], "/")
 		_, _, n, err := w.locate(op, sub)
 		if err != nil {
 			return err
 		}
-		switch {
-		case n == nil:
-			if err := w.Mkdir(sub); err != nil {
-				return err
-			}
-		case !n.isDir():
+		if n == nil {
+			first = i
+			break
+		}
+		if !n.isDir() {
 			return &iofs.PathError{Op: op, Path: sub, Err: fmt.Errorf("a file is in the way: %w", errNotDir)}
+		}
+	}
+	if first == len(parts) {
+		return nil
+	}
+	d, name, _, err := w.locate(op, strings.Join(parts[:first+1], "/"))
+	if err != nil {
+		return err
+	}
+	pl, err := w.planEntry(op, p, d, name)
+	if err != nil {
+		return err
+	}
+	need := 1 + pl.grow
+	per := int(w.g.clusterSize / dirEntrySize)
+	for _, name := range parts[first+1:] {
+		u, err := checkLongName(name)
+		if err != nil {
+			return &iofs.PathError{Op: op, Path: p, Err: err}
+		}
+		// A new directory holds "." and ".."; the entry goes after them.
+		count := 1
+		if _, _, plain := plainShort(name); !plain {
+			count += len(lfnEntries(u, [11]byte{}))
+		}
+		need += 1 + max(0, (count-(per-2)+per-1)/per)
+	}
+	if uint32(need) > w.free {
+		return w.fullErr(op, p, need)
+	}
+	for i := first; i < len(parts); i++ {
+		if err := w.Mkdir(strings.Join(parts[:i+1], "/")); err != nil {
+			return err
 		}
 	}
 	return nil
