@@ -2,7 +2,6 @@ package customize
 
 import (
 	"encoding/json"
-	"imgtool/internal/testimg"
 	"os/exec"
 	"regexp"
 	"slices"
@@ -10,6 +9,8 @@ import (
 	"testing"
 	"testing/fstest"
 	"time"
+
+	"imgtool/internal/testimg"
 )
 
 var hashFor = map[string]string{}

@@ -500,20 +500,11 @@ func (b *builder) user(users []passwdEntry, passwd []byte) (*passwdEntry, error)
 	b.write("root", "etc/passwd", editLines(passwd, func(string) bool { return false }, nil, line), 0o644, 0, 0)
 	b.write("root", "etc/shadow", editLines(shadow, func(string) bool { return false }, nil,
 		o.User+":"+o.PasswordHash+":"+days+":0:99999:7:::"), 0o640, 0, 42)
+	// The user joins these groups in /etc/group and /etc/gshadow, whose
+	// lines both end with the member list.
 	addTo := []string{"sudo", "adm", "users"}
-	group = editLines(group, func(l string) bool {
-		f := strings.Split(l, ":")
-		return len(f) >= 4 && slices.Contains(addTo, f[0])
-	}, func(l string) string {
-		if strings.HasSuffix(l, ":") {
-			return l + o.User
-		}
-		return l + "," + o.User
-	}, "")
-	group = editLines(group, func(string) bool { return false }, nil, fmt.Sprintf("%s:x:%d:", o.User, id))
-	b.write("root", "etc/group", group, 0o644, 0, 0)
-	if gs, ok, err := b.read("root", "etc/gshadow"); err == nil && ok {
-		gs = editLines(gs, func(l string) bool {
+	join := func(data []byte) []byte {
+		return editLines(data, func(l string) bool {
 			f := strings.Split(l, ":")
 			return len(f) >= 4 && slices.Contains(addTo, f[0])
 		}, func(l string) string {
@@ -522,7 +513,11 @@ func (b *builder) user(users []passwdEntry, passwd []byte) (*passwdEntry, error)
 			}
 			return l + "," + o.User
 		}, "")
-		b.write("root", "etc/gshadow", editLines(gs, func(string) bool { return false }, nil, o.User+":!::"), 0o640, 0, 42)
+	}
+	group = editLines(join(group), func(string) bool { return false }, nil, fmt.Sprintf("%s:x:%d:", o.User, id))
+	b.write("root", "etc/group", group, 0o644, 0, 0)
+	if gs, ok, err := b.read("root", "etc/gshadow"); err == nil && ok {
+		b.write("root", "etc/gshadow", editLines(join(gs), func(string) bool { return false }, nil, o.User+":!::"), 0o640, 0, 42)
 	}
 	home := strings.TrimPrefix(e.home, "/")
 	if !b.isDir("root", home) {

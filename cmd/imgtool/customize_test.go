@@ -14,9 +14,7 @@ import (
 	"imgtool/customize"
 	"imgtool/fs"
 	"imgtool/fs/meta"
-	"imgtool/image"
 	"imgtool/internal/testimg"
-	"imgtool/part"
 )
 
 // customImage builds a Pi-like image whose root filesystem holds a small
@@ -251,16 +249,9 @@ func TestCustomizeCloudInit(t *testing.T) {
 // statIn returns the metadata of a file in partition n, read with our reader.
 func statIn(t *testing.T, img string, n int, name string) *meta.Stat {
 	t.Helper()
-	im, err := image.Open(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer im.Close()
-	tbl, err := part.Read(im, im.Size())
-	if err != nil {
-		t.Fatal(err)
-	}
-	sec := tbl.Partitions[n-1].Section()
+	parts, done := readParts(t, img)
+	defer done()
+	sec := parts[n-1].Section()
 	fsys, _, err := fs.Open(sec, sec.Size(), fs.Options{})
 	if err != nil {
 		t.Fatal(err)

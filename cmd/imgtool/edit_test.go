@@ -19,36 +19,38 @@ import (
 	"imgtool/shrink/undo"
 )
 
-// partitions returns the image's partitions.
-func partitions(t *testing.T, img string) []part.Partition {
+// readParts opens img and reads its partition table; the partitions'
+// sections read the image until done is called.
+func readParts(t *testing.T, img string) (parts []part.Partition, done func()) {
 	t.Helper()
 	im, err := image.Open(img)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer im.Close()
 	tbl, err := part.Read(im, im.Size())
 	if err != nil {
+		im.Close()
 		t.Fatal(err)
 	}
-	return tbl.Partitions
+	return tbl.Partitions, func() { im.Close() }
+}
+
+// partitions returns the image's partitions.
+func partitions(t *testing.T, img string) []part.Partition {
+	t.Helper()
+	parts, done := readParts(t, img)
+	done()
+	return parts
 }
 
 // manifest describes every file of every filesystem of img, read with our
 // readers: "N:/path" → type, mode, owner, size, content hash or link.
 func manifest(t *testing.T, img string) map[string]string {
 	t.Helper()
-	im, err := image.Open(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer im.Close()
-	tbl, err := part.Read(im, im.Size())
-	if err != nil {
-		t.Fatal(err)
-	}
+	parts, done := readParts(t, img)
+	defer done()
 	out := map[string]string{}
-	for _, p := range tbl.Partitions {
+	for _, p := range parts {
 		sec := p.Section()
 		fsys, _, err := fs.Open(sec, sec.Size(), fs.Options{})
 		if err != nil {
